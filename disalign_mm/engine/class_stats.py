@@ -1,0 +1,199 @@
+"""Per-class statistics: one small JSON format, a validating loader, groups.
+
+The format (``disalign_mm/class-counts@1``)::
+
+    {
+      "format": "disalign_mm/class-counts@1",
+      "classes": ["cat", "dog", ...],      # K names (may be null)
+      "counts": [5000, 12, ...],           # K non-negative numbers
+      "unit": "images",                    # images | instances | pixels
+      "source": "ImageNet_LT_train.txt"    # free text: where counts came from
+    }
+
+The same counts drive the GRW loss (Eq. 11) and the Many/Medium/Few or
+Head/Body/Tail groups of the metrics, so both always agree.
+"""
+import json
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+FORMAT = 'disalign_mm/class-counts@1'
+UNITS = ('images', 'instances', 'pixels')
+
+
+@dataclass
+class ClassCounts:
+    """Per-class counts of a training set.
+
+    Args:
+        counts (list[float]): One non-negative count per class.
+        classes (list[str], optional): Class names, same length.
+        unit (str): ``'images'``, ``'instances'`` or ``'pixels'``.
+        source (str): Where the counts come from (file, tool, dataset).
+    """
+    counts: List[float]
+    classes: Optional[List[str]] = None
+    unit: str = 'images'
+    source: str = ''
+    extra: Dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.counts = [float(c) for c in self.counts]
+        if not self.counts:
+            raise ValueError('class counts are empty')
+        bad = [i for i, c in enumerate(self.counts) if not c >= 0 or c == float('inf')]
+        if bad:
+            raise ValueError(f'class counts must be finite and >= 0; classes '
+                             f'{bad[:10]} are not ({self.source or "no source"})')
+        if self.unit not in UNITS:
+            raise ValueError(f'unit must be one of {UNITS}, got {self.unit!r}')
+        if self.classes is not None:
+            self.classes = [str(c) for c in self.classes]
+            if len(self.classes) != len(self.counts):
+                raise ValueError(
+                    f'{len(self.classes)} class names but {len(self.counts)} '
+                    f'counts ({self.source or "no source"})')
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.counts)
+
+    @property
+    def ratios(self) -> List[float]:
+        total = sum(self.counts)
+        if total <= 0:
+            raise ValueError('class counts sum to zero')
+        return [c / total for c in self.counts]
+
+    def check(self,
+              num_classes: Optional[int] = None,
+              classes: Optional[Sequence[str]] = None,
+              what: str = 'the model') -> 'ClassCounts':
+        """Raise a clear error unless these counts describe ``num_classes``
+        classes (and, when both sides have names, the same names in the same
+        order). Returns self."""
+        where = f' (from {self.source})' if self.source else ''
+        if num_classes is not None and num_classes != self.num_classes:
+            raise ValueError(
+                f'class counts{where} have {self.num_classes} entries but '
+                f'{what} has {num_classes} classes. Use counts of the same '
+                'data set and label order, or recompute them with '
+                'tools/class_counts.py.')
+        if classes is not None and self.classes is not None:
+            classes = [str(c) for c in classes]
+            if len(classes) != self.num_classes:
+                raise ValueError(
+                    f'class counts{where} have {self.num_classes} entries but '
+                    f'{what} has {len(classes)} classes')
+            diff = [i for i, (a, b) in enumerate(zip(classes, self.classes)) if a != b]
+            if diff:
+                i = diff[0]
+                raise ValueError(
+                    f'class counts{where} do not match the class names of '
+                    f'{what}: class {i} is {self.classes[i]!r} in the counts '
+                    f'but {classes[i]!r} in {what} ({len(diff)} mismatches). '
+                    'The counts must follow the same label order.')
+        return self
+
+    def to_dict(self) -> dict:
+        d = dict(format=FORMAT, classes=self.classes, counts=self.counts,
+                 unit=self.unit, source=self.source)
+        d.update(self.extra)
+        return d
+
+    def dump(self, path: str) -> None:
+        with open(path, 'w') as f:
+            json.dump(self.to_dict(), f, indent=1)
+
+
+def load_class_counts(path: str,
+                      num_classes: Optional[int] = None,
+                      classes: Optional[Sequence[str]] = None) -> ClassCounts:
+    """Read a counts JSON and validate it (see :meth:`ClassCounts.check`)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'class counts file {path!r} does not exist. Write one with '
+            'tools/class_counts.py, or give the counts in the config.')
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'class counts file {path!r} is not JSON: {e}') from e
+    if not isinstance(data, dict) or data.get('format') != FORMAT or 'counts' not in data:
+        raise ValueError(f'{path!r} is not a class counts file: expected a JSON '
+                         f'object with "format": "{FORMAT}" and "counts"')
+    known = {'format', 'classes', 'counts', 'unit', 'source'}
+    cc = ClassCounts(
+        counts=data['counts'], classes=data.get('classes'),
+        unit=data.get('unit', 'images'), source=data.get('source') or path,
+        extra={k: v for k, v in data.items() if k not in known})
+    return cc.check(num_classes, classes)
+
+
+CountsLike = Union[ClassCounts, Sequence[float]]
+
+
+def _counts(counts: CountsLike) -> List[float]:
+    return list(counts.counts) if isinstance(counts, ClassCounts) else [float(c) for c in counts]
+
+
+def count_groups(counts: CountsLike,
+                 many_thr: float = 100,
+                 few_thr: float = 20,
+                 names: Sequence[str] = ('many', 'medium', 'few')) -> Dict[str, List[int]]:
+    """Split classes by training count, the Decouple convention: ``many``
+    has more than ``many_thr``, ``few`` fewer than ``few_thr``, ``medium``
+    the rest (so 20..100 inclusive by default)."""
+    if few_thr > many_thr:
+        raise ValueError(f'few_thr ({few_thr}) must not exceed many_thr ({many_thr})')
+    c = _counts(counts)
+    hi, mid, lo = names
+    return {
+        hi: [i for i, n in enumerate(c) if n > many_thr],
+        mid: [i for i, n in enumerate(c) if few_thr <= n <= many_thr],
+        lo: [i for i, n in enumerate(c) if n < few_thr],
+    }
+
+
+def ratio_groups(counts: CountsLike,
+                 head_thr: float = 0.01,
+                 tail_thr: float = 0.001,
+                 names: Sequence[str] = ('head', 'body', 'tail')) -> Dict[str, List[int]]:
+    """Split classes by their share of the total (pixels for segmentation):
+    ``head`` above ``head_thr`` (1 %), ``tail`` below ``tail_thr`` (0.1 %),
+    ``body`` in between (the paper's ADE20K split)."""
+    if tail_thr > head_thr:
+        raise ValueError(f'tail_thr ({tail_thr}) must not exceed head_thr ({head_thr})')
+    c = _counts(counts)
+    total = sum(c)
+    if total <= 0:
+        raise ValueError('class counts sum to zero')
+    r = [n / total for n in c]
+    hi, mid, lo = names
+    return {
+        hi: [i for i, x in enumerate(r) if x > head_thr],
+        mid: [i for i, x in enumerate(r) if tail_thr <= x <= head_thr],
+        lo: [i for i, x in enumerate(r) if x < tail_thr],
+    }
+
+
+def explicit_groups(groups: Dict[str, Sequence[Union[int, str]]],
+                    num_classes: int,
+                    classes: Optional[Sequence[str]] = None) -> Dict[str, List[int]]:
+    """Validate user-given groups: class indices (or names, when ``classes``
+    is given) in range."""
+    out = {}
+    for name, members in groups.items():
+        idx = []
+        for m in members:
+            if isinstance(m, str):
+                if classes is None or m not in classes:
+                    raise ValueError(f'group {name!r}: unknown class {m!r}')
+                m = list(classes).index(m)
+            if not 0 <= int(m) < num_classes:
+                raise ValueError(f'group {name!r}: class index {m} out of range '
+                                 f'0..{num_classes - 1}')
+            idx.append(int(m))
+        out[name] = idx
+    return out
