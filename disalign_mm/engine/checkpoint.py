@@ -28,9 +28,15 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
+# HistoryBuffer registers these on its first instance; a fresh process may
+# load a checkpoint before any exists
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
 def _restricted_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` for unpickling: only HistoryBuffer's own functions."""
-    if obj is HistoryBuffer and isinstance(name, str) \
+    """``getattr`` for unpickling: only HistoryBuffer's statistics methods."""
+    allowed = set(_DEFAULT_STATISTICS) | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed \
             and callable(HistoryBuffer.__dict__.get(name)):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
@@ -40,7 +46,8 @@ def _restricted_getattr(obj: Any, name: str) -> Any:
 
 
 def _numpy_globals() -> List[Any]:
-    """numpy types a checkpoint's meta/message_hub may hold (numpy 1 or 2)."""
+    """numpy values a checkpoint's meta/message_hub hold: scalars and arrays
+    (their pickles name numpy.core under numpy 1, numpy._core under 2)."""
     try:
         from numpy._core import multiarray
         mod = 'numpy._core.multiarray'
@@ -48,14 +55,11 @@ def _numpy_globals() -> List[Any]:
         from numpy.core import multiarray
         mod = 'numpy.core.multiarray'
     out: List[Any] = [np.ndarray, np.dtype]
-    # pickles written under numpy 1 name numpy.core, under numpy 2 numpy._core
+    # a pickled dtype is rebuilt as an instance of its class (Float64DType...)
+    out += sorted({type(np.dtype(c)) for c in '?bBhHiIlLqQefdgFDGUS'}, key=str)
     for m in {mod, 'numpy.core.multiarray', 'numpy._core.multiarray'}:
         out += [(multiarray.scalar, f'{m}.scalar'),
                 (multiarray._reconstruct, f'{m}._reconstruct')]
-    # dtype classes (numpy >= 1.25 pickles dtypes through them)
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
     return out
 
 

@@ -33,9 +33,11 @@ class GRWCrossEntropyLoss(_CoreGRWLoss):
                  **kwargs) -> None:
         if class_counts_file is not None and class_counts is not None:
             raise ValueError('give class_counts or class_counts_file, not both')
-        super().__init__(class_counts=class_counts, **kwargs)
-        self.class_counts_source = 'config' if class_counts is not None else None
-        if class_counts_file is not None:
+        super().__init__(**kwargs)
+        self.class_counts_source: Optional[str] = None
+        if class_counts is not None:
+            self.set_class_counts(class_counts, source='the config (class_counts)')
+        elif class_counts_file is not None:
             cc = load_class_counts(class_counts_file)
             self.set_class_counts(cc.counts, source=cc.source)
 

@@ -1,0 +1,124 @@
+"""Head / Body / Tail evaluation for semantic segmentation (mmseg METRICS)."""
+import warnings
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.logging import MMLogger, print_log
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+from prettytable import PrettyTable
+
+from disalign_mm.engine.class_stats import explicit_groups, load_class_counts, ratio_groups
+
+from .ade20k import ade20k_groups, is_ade20k_classes
+
+GROUP_ORDER = ('head', 'body', 'tail')
+
+
+@METRICS.register_module()
+class HeadBodyTailIoUMetric(IoUMetric):
+    """mmseg's :class:`~mmseg.evaluation.IoUMetric` plus Head / Body / Tail.
+
+    Classes are grouped by their share of the *training* pixels, the paper's
+    ADE20K protocol (appendix B): ``head`` above 1 %, ``body`` from 0.1 % to
+    1 %, ``tail`` below 0.1 %. For each group the per-class metrics of
+    ``IoUMetric`` (IoU, Acc, and Dice / Fscore ... when asked for) are
+    averaged over the group's classes, ignoring NaN (classes absent from both
+    prediction and ground truth) exactly as ``mIoU`` does. The results are
+    returned as ``head_mIoU``, ``body_mIoU``, ``tail_mIoU``, ``head_mAcc``,
+    ... beside ``aAcc``, ``mIoU``, ``mAcc``, and printed as a table after
+    mmseg's per-class table.
+
+    Where the groups come from (first that applies):
+
+    1. ``groups``: a dict ``{'head': [...], 'body': [...], 'tail': [...]}``
+       of class indices or names;
+    2. ``class_counts_file``: a counts JSON of the training set (e.g. from
+       ``tools/seg_pixel_counts.py``), split with ``head_thr``/``tail_thr``;
+    3. ``groups='ade20k'`` or ``'auto'`` with ADE20K's 150 classes: the
+       groups of the paper's Table 16 (20 / 55 / 75 classes).
+
+    Args:
+        groups (str | dict): ``'auto'``, ``'ade20k'`` or a dict, see above.
+            Defaults to ``'auto'``.
+        class_counts_file (str, optional): Training pixel counts. Defaults
+            to None.
+        head_thr (float): Head: ratio above this. Defaults to 0.01.
+        tail_thr (float): Tail: ratio below this. Defaults to 0.001.
+        **kwargs: Arguments of :class:`~mmseg.evaluation.IoUMetric`
+            (``iou_metrics`` defaults to ``['mIoU']``, ``ignore_index`` 255).
+    """
+
+    def __init__(self,
+                 groups: Union[str, Dict[str, Sequence[Union[int, str]]]] = 'auto',
+                 class_counts_file: Optional[str] = None,
+                 head_thr: float = 0.01,
+                 tail_thr: float = 0.001,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if isinstance(groups, str) and groups not in ('auto', 'ade20k'):
+            raise ValueError(f"groups must be 'auto', 'ade20k' or a dict, got {groups!r}")
+        if groups == 'ade20k' and class_counts_file is not None:
+            raise ValueError("give groups='ade20k' or class_counts_file, not both")
+        if tail_thr > head_thr:
+            raise ValueError(f'tail_thr ({tail_thr}) must not exceed head_thr ({head_thr})')
+        self.groups = groups
+        self.class_counts_file = class_counts_file
+        self.head_thr = head_thr
+        self.tail_thr = tail_thr
+
+    def class_groups(self, classes: Sequence[str]) -> Dict[str, List[int]]:
+        """Head / Body / Tail class indices for the evaluated data set."""
+        num_classes = len(classes)
+        if isinstance(self.groups, dict):
+            return explicit_groups(self.groups, num_classes, list(classes))
+        if self.class_counts_file is not None:
+            counts = load_class_counts(self.class_counts_file, num_classes, list(classes))
+            return ratio_groups(counts, self.head_thr, self.tail_thr)
+        if is_ade20k_classes(classes):
+            return ade20k_groups()
+        raise ValueError(
+            f'HeadBodyTailIoUMetric: the data set has {num_classes} classes '
+            f'({list(classes)[:3]}...), not ADE20K\'s 150, so the built-in '
+            "groups do not apply. Give class_counts_file (write one with "
+            'tools/seg_pixel_counts.py) or groups=dict(head=[...], body=[...], '
+            'tail=[...]).')
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """mmseg's metrics plus ``{group}_m{metric}`` for each group."""
+        metrics = super().compute_metrics(results)
+        if self.format_only:
+            return metrics
+        classes = self.dataset_meta['classes']
+        groups = self.class_groups(classes)
+        areas = [sum(a) for a in zip(*results)]
+        per_class = self.total_area_to_metrics(*areas, self.metrics, self.nan_to_num,
+                                               self.beta)
+        per_class.pop('aAcc', None)
+
+        rows = OrderedDict()
+        rows['all'] = (len(classes), {
+            k: np.round(np.nanmean(v) * 100, 2) for k, v in per_class.items()})
+        for name in list(GROUP_ORDER) + [g for g in groups if g not in GROUP_ORDER]:
+            if name not in groups:
+                continue
+            idx = np.asarray(groups[name], dtype=np.int64)
+            vals = {}
+            for key, val in per_class.items():
+                with warnings.catch_warnings():
+                    # a group with no class present gives NaN, like mIoU
+                    warnings.simplefilter('ignore', RuntimeWarning)
+                    mean = np.nanmean(val[idx]) if idx.size else np.nan
+                vals[key] = np.round(mean * 100, 2)
+                metrics[f'{name}_m{key}'] = vals[key]
+            rows[name] = (int(idx.size), vals)
+
+        table = PrettyTable()
+        table.field_names = ['Group', 'Classes'] + [f'm{k}' for k in per_class]
+        for name, (n, vals) in rows.items():
+            table.add_row([name.capitalize(), n] + [vals[k] for k in per_class])
+        logger: MMLogger = MMLogger.get_current_instance()
+        print_log('Head/Body/Tail results:', logger)
+        print_log('\n' + table.get_string(), logger=logger)
+        return metrics

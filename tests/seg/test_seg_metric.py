@@ -1,0 +1,100 @@
+"""Head/Body/Tail metric: exact values on hand-made predictions."""
+import json
+import math
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmseg.datasets import ADE20KDataset
+
+import disalign_mm.seg  # noqa: F401
+from disalign_mm.seg import HeadBodyTailIoUMetric
+
+CLASSES = ('c0', 'c1', 'c2', 'c3', 'c4', 'c5')
+GT = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 255, 255, 0, 1]
+PRED = [0, 0, 0, 1, 1, 1, 1, 0, 2, 3, 3, 3, 4, 0, 0, 0, 5, 5, 0, 1]
+
+
+def run(metric, classes, gt, pred, tmp_path, chunks=2):
+    metric.dataset_meta = dict(classes=classes)
+    step = len(gt) // chunks
+    for i in range(0, len(gt), step):
+        metric.process({}, [dict(
+            pred_sem_seg=dict(data=torch.tensor(pred[i:i + step]).view(1, 1, -1)),
+            gt_sem_seg=dict(data=torch.tensor(gt[i:i + step]).view(1, 1, -1)))])
+    log = tmp_path / f'{id(metric)}.log'
+    MMLogger.get_instance(f'hbt-{id(metric)}', log_file=str(log))
+    out = metric.evaluate(chunks)
+    return out, log.read_text()
+
+
+def counts_file(tmp_path, counts, classes=CLASSES):
+    p = tmp_path / 'counts.json'
+    p.write_text(json.dumps({'format': 'disalign_mm/class-counts@1',
+                             'classes': list(classes), 'counts': counts,
+                             'unit': 'pixels'}))
+    return str(p)
+
+
+EXPECTED = {
+    'aAcc': 66.67, 'mIoU': 46.3, 'mAcc': 60.0,
+    'head_mIoU': 55.56, 'head_mAcc': 80.0,
+    'body_mIoU': 58.33, 'body_mAcc': 75.0,
+    'tail_mIoU': 25.0, 'tail_mAcc': 25.0,
+}
+
+
+def test_groups_from_counts_file_exact_values(tmp_path):
+    # ratios .6 .3 | .05 .03 | .015 .005 with thresholds 0.1 / 0.02
+    path = counts_file(tmp_path, [600, 300, 50, 30, 15, 5])
+    metric = HeadBodyTailIoUMetric(class_counts_file=path, head_thr=0.1, tail_thr=0.02)
+    out, log = run(metric, CLASSES, GT, PRED, tmp_path)
+    assert {k: float(v) for k, v in out.items()} == EXPECTED
+    assert 'Head/Body/Tail results:' in log
+    lines = log[log.index('| Group'):].splitlines()
+    assert [ln.split('|')[1].strip() for ln in lines[:1] + lines[2:6]] == \
+        ['Group', 'All', 'Head', 'Body', 'Tail']
+    assert lines[3].split('|')[2:5] == [' 2       ', ' 55.56 ', '  80.0 '] or \
+        [c.strip() for c in lines[3].split('|')[2:5]] == ['2', '55.56', '80.0']
+
+
+def test_explicit_groups_and_default_thresholds(tmp_path):
+    metric = HeadBodyTailIoUMetric(groups=dict(head=['c0', 'c1'], body=[2, 3], tail=[4, 5]))
+    out, _ = run(metric, CLASSES, GT, PRED, tmp_path, chunks=1)
+    assert {k: float(v) for k, v in out.items()} == EXPECTED
+    # default thresholds (1 % / 0.1 %): 0.0101 is head, 0.001 body, 0.0009 tail
+    path = counts_file(tmp_path, [9880, 101, 10, 9, 0, 0])
+    metric = HeadBodyTailIoUMetric(class_counts_file=path)
+    metric.dataset_meta = dict(classes=CLASSES)
+    assert metric.class_groups(CLASSES) == {'head': [0, 1], 'body': [2], 'tail': [3, 4, 5]}
+
+
+def test_ade20k_groups_built_in(tmp_path):
+    classes = ADE20KDataset.METAINFO['classes']
+    metric = HeadBodyTailIoUMetric()  # groups='auto'
+    out, log = run(metric, classes, [0, 0, 149, 149], [0, 0, 0, 149], tmp_path, chunks=1)
+    assert float(out['head_mIoU']) == 66.67 and float(out['head_mAcc']) == 100.0
+    assert float(out['tail_mIoU']) == 50.0 and float(out['tail_mAcc']) == 50.0
+    assert math.isnan(out['body_mIoU'])  # no body class present, as mIoU would
+    assert float(out['mIoU']) == 58.33
+    assert 'Tail ' in log and '| 75 ' in log.replace('|  75 ', '| 75 ') or ' 75 ' in log
+
+
+def test_other_dataset_without_counts_is_a_clear_error(tmp_path):
+    metric = HeadBodyTailIoUMetric()
+    with pytest.raises(ValueError, match='class_counts_file'):
+        run(metric, CLASSES, GT, PRED, tmp_path)
+
+
+def test_counts_file_must_match_the_dataset(tmp_path):
+    path = counts_file(tmp_path, [1, 2, 3], classes=['c0', 'c1', 'c2'])
+    metric = HeadBodyTailIoUMetric(class_counts_file=path)
+    with pytest.raises(ValueError, match='3 entries but .* 6 classes'):
+        run(metric, CLASSES, GT, PRED, tmp_path)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='groups'):
+        HeadBodyTailIoUMetric(groups='cityscapes')
+    with pytest.raises(ValueError, match='tail_thr'):
+        HeadBodyTailIoUMetric(head_thr=0.001, tail_thr=0.01)

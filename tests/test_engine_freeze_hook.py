@@ -1,0 +1,91 @@
+"""DisAlignFreezeHook on a real Runner: the representation stays bit-identical."""
+import glob
+
+import pytest
+import torch
+from _tiny_runner import TinyModel, make_runner
+from mmengine.runner.checkpoint import _load_checkpoint
+
+FREEZE = dict(type='DisAlignFreezeHook')
+CALIB = ('disalign.alpha', 'disalign.beta', 'disalign.confidence.weight',
+         'disalign.confidence.bias')
+
+
+@pytest.fixture(scope='module')
+def stage1_ckpt(tmp_path_factory):
+    work = tmp_path_factory.mktemp('stage1')
+    make_runner(work, model=TinyModel(disalign=False), max_iters=3).train()
+    return str(work / 'iter_3.pth')
+
+
+def test_stage2_trains_only_calibration(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path, max_iters=6, hooks=[FREEZE], load_from=stage1_ckpt,
+                         log_level='INFO')
+    runner.train()
+    stage1 = _load_checkpoint(stage1_ckpt)['state_dict']
+    after = runner.model.state_dict()
+    frozen = [k for k in after if not k.startswith('disalign.')]
+    # every frozen weight and every BatchNorm buffer is bit-identical
+    assert 'backbone.1.running_mean' in frozen and 'backbone.1.num_batches_tracked' in frozen
+    for k in frozen:
+        assert torch.equal(after[k], stage1[k]), k
+    # the calibration moved away from the identity it started at
+    assert not torch.equal(after['disalign.alpha'], torch.ones(3))
+    assert not torch.equal(after['disalign.beta'], torch.zeros(3))
+    assert after['disalign.confidence.weight'].abs().sum() > 0
+    assert after['disalign.confidence.bias'].abs().sum() > 0
+    # frozen modules stayed in eval mode, the calibration in train mode
+    assert not runner.model.backbone.training and not runner.model.fc.training
+    assert runner.model.disalign.training
+    assert [n for n, p in runner.model.named_parameters() if p.requires_grad] == list(CALIB)
+    log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
+    assert 'DisAlignFreezeHook: 4 parameter tensors (15 of 98 values' in log
+
+
+def test_trainable_patterns(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path, max_iters=2, load_from=stage1_ckpt,
+                         hooks=[dict(type='DisAlignFreezeHook', trainable=[r'^fc\.'])])
+    runner.train()
+    stage1 = _load_checkpoint(stage1_ckpt)['state_dict']
+    assert not torch.equal(runner.model.fc.weight, stage1['fc.weight'])
+    assert torch.equal(runner.model.backbone[0].weight, stage1['backbone.0.weight'])
+
+
+def test_stage2_without_checkpoint_fails(tmp_path):
+    runner = make_runner(tmp_path, max_iters=2, hooks=[FREEZE])
+    with pytest.raises(RuntimeError, match='set load_from to the stage-1 checkpoint'):
+        runner.train()
+
+
+def test_nothing_or_everything_trainable_fails(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path / 'a', model=TinyModel(disalign=False), hooks=[FREEZE],
+                         load_from=stage1_ckpt)
+    with pytest.raises(RuntimeError, match='no DisAlign calibration module'):
+        runner.train()
+    runner = make_runner(tmp_path / 'b', load_from=stage1_ckpt,
+                         hooks=[dict(type='DisAlignFreezeHook', trainable=['.'])])
+    with pytest.raises(RuntimeError, match='every parameter of the model would train'):
+        runner.train()
+    runner = make_runner(tmp_path / 'c', load_from=stage1_ckpt,
+                         hooks=[dict(type='DisAlignFreezeHook', trainable=['nope'])])
+    with pytest.raises(RuntimeError, match='no parameter name matches'):
+        runner.train()
+
+
+def test_resume_of_a_stage1_checkpoint_is_refused(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path, hooks=[FREEZE], load_from=stage1_ckpt, resume=True)
+    with pytest.raises(RuntimeError, match='it is a stage-1 checkpoint'):
+        runner.train()
+
+
+def test_interrupted_stage2_resumes_to_the_same_calibration(stage1_ckpt, tmp_path):
+    full = make_runner(tmp_path / 'full', max_iters=6, hooks=[FREEZE], load_from=stage1_ckpt)
+    full.train()
+    make_runner(tmp_path / 'cut', max_iters=3, hooks=[FREEZE], load_from=stage1_ckpt).train()
+    # "--resume" with no path: load_from None, the latest stage-2 checkpoint
+    resumed = make_runner(tmp_path / 'cut', max_iters=6, hooks=[FREEZE], resume=True)
+    resumed.train()
+    assert resumed.iter == 6
+    for name in CALIB:
+        torch.testing.assert_close(resumed.model.state_dict()[name],
+                                   full.model.state_dict()[name], rtol=0, atol=0)
