@@ -78,8 +78,8 @@ class ClassCounts:
             raise ValueError(
                 f'class counts{where} have {self.num_classes} entries but '
                 f'{what} has {num_classes} classes. Use counts of the same '
-                'data set and label order, or recompute them with '
-                'tools/class_counts.py.')
+                'data set and label order, or recompute them from the '
+                'training set.')
         if classes is not None and self.classes is not None:
             classes = [str(c) for c in classes]
             if len(classes) != self.num_classes:
@@ -113,8 +113,9 @@ def load_class_counts(path: str,
     """Read a counts JSON and validate it (see :meth:`ClassCounts.check`)."""
     if not osp.isfile(path):
         raise FileNotFoundError(
-            f'class counts file {path!r} does not exist. Write one with '
-            'tools/class_counts.py, or give the counts in the config.')
+            f'class counts file {path!r} does not exist. Compute it from the '
+            'training set (see README, "Class counts"), or give the counts in '
+            'the config.')
     with open(path) as f:
         try:
             data = json.load(f)

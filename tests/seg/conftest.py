@@ -97,3 +97,19 @@ def shrink_options(data_root, deeplab=False, stage2=False):
             'model.auxiliary_head.channels': 8,
         })
     return opts
+
+
+@pytest.fixture
+def repo_root():
+    return REPO
+
+
+@pytest.fixture
+def make_ade():
+    """``make_ade(root, {'training': {name: mask}})`` writes an ADE20K tree."""
+    return write_ade
+
+
+@pytest.fixture
+def shrink():
+    return shrink_options
