@@ -11,9 +11,24 @@ import shutil
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 ROOT = osp.dirname(osp.abspath(__file__))
 MIM_FILES = ('configs', 'tools')
+# started by site.py: makes `disalign_mm::` config bases resolvable
+# (see disalign_mm/mim_scope.py)
+PTH_FILE = 'disalign_mm-mim.pth'
+
+
+class BuildPyWithPth(build_py):
+    """Also put the .pth file at the root of the wheel (site-packages)."""
+
+    def run(self):
+        super().run()
+        self.copy_file(osp.join(ROOT, PTH_FILE), osp.join(self.build_lib, PTH_FILE))
+
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [osp.join(self.build_lib, PTH_FILE)]
 
 
 def read_requirements(name):
@@ -76,4 +91,5 @@ if __name__ == '__main__':
             'tests': read_requirements('tests.txt'),
             'optional': read_requirements('optional.txt'),
         },
+        cmdclass={'build_py': BuildPyWithPth},
         zip_safe=False)

@@ -2,8 +2,7 @@
 (every host scope falls back to them): the GRW loss, the stage-2 freezing
 hook, safe checkpoint loading and class statistics."""
 from . import checkpoint
-from .class_stats import (ClassCounts, count_groups, explicit_groups, load_class_counts,
-                          ratio_groups)
+from .class_stats import ClassCounts, count_groups, explicit_groups, load_class_counts, ratio_groups
 from .hooks import DisAlignFreezeHook, calibration_param_names
 from .losses import GRWCrossEntropyLoss
 

@@ -27,7 +27,6 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-
 # HistoryBuffer registers these on its first instance; a fresh process may
 # load a checkpoint before any exists
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
