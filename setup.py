@@ -2,33 +2,29 @@
 
 Like OpenMMLab's own packages, the wheel carries ``configs/`` and ``tools/``
 under ``disalign_mm/.mim/`` so that mim and mmengine find them
-(``_base_ = 'disalign_mm::fashion_mnist_lt/...'``, ``mim train``). An
-editable install links them instead of copying.
+(``_base_ = 'disalign_mm::fashion_mnist_lt/...'``, ``mim train``). In the
+source tree (what an editable install serves) ``.mim/`` holds links to the
+top-level folders; a wheel gets copies.
 """
+import importlib.util
 import os
 import os.path as osp
 import shutil
-import sys
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOT = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools')
-# started by site.py: makes `disalign_mm::` config bases resolvable
-# (see disalign_mm/mim_scope.py)
-PTH_FILE = 'disalign_mm-mim.pth'
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
-class BuildPyWithPth(build_py):
-    """Also put the .pth file at the root of the wheel (site-packages)."""
-
-    def run(self):
-        super().run()
-        self.copy_file(osp.join(ROOT, PTH_FILE), osp.join(self.build_lib, PTH_FILE))
-
-    def get_outputs(self, include_bytecode=1):
-        return super().get_outputs(include_bytecode) + [osp.join(self.build_lib, PTH_FILE)]
+def load_mim_scope():
+    """disalign_mm/mim_scope.py, without importing the package."""
+    spec = importlib.util.spec_from_file_location(
+        'disalign_mm_mim_scope', osp.join(ROOT, 'disalign_mm', 'mim_scope.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def read_requirements(name):
@@ -42,37 +38,57 @@ def read_requirements(name):
     return out
 
 
-def add_mim_extension():
-    """Link (editable/develop) or copy (wheel, sdist) configs/ and tools/
-    into disalign_mm/.mim/."""
-    building = any(cmd in sys.argv for cmd in ('bdist_wheel', 'sdist', 'build'))
+def link_mim_dirs():
+    """disalign_mm/.mim/<name> -> ../../<name> for each of MIM_FILES."""
     mim_dir = osp.join(ROOT, 'disalign_mm', '.mim')
     os.makedirs(mim_dir, exist_ok=True)
     for name in MIM_FILES:
-        src = osp.join(ROOT, name)
         dst = osp.join(mim_dir, name)
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
         elif osp.isdir(dst):
             shutil.rmtree(dst)
-        if building:
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
-        else:
-            os.symlink(osp.relpath(src, mim_dir), dst)
+        os.symlink(osp.relpath(osp.join(ROOT, name), mim_dir), dst)
 
 
-def mim_package_data():
-    files = []
-    base = osp.join(ROOT, 'disalign_mm')
-    for name in MIM_FILES:
-        for dirpath, _, filenames in os.walk(osp.join(base, '.mim', name), followlinks=True):
-            files += [osp.relpath(osp.join(dirpath, f), base) for f in filenames
-                      if not f.endswith('.pyc')]
-    return files
+class BuildPy(build_py):
+    """Copy configs/ and tools/ into the built package's .mim/ (the source
+    tree keeps its links), and put the start-up .pth file of
+    disalign_mm/mim_scope.py (it makes `disalign_mm::` config bases
+    resolvable) at the root of the wheel, i.e. in site-packages. An editable
+    install (PEP 660) cannot carry it: `python -m disalign_mm.mim_scope`
+    writes it there (make install does)."""
+
+    def _mim_files(self):
+        out = []
+        if getattr(self, 'editable_mode', False):
+            return out
+        for name in MIM_FILES:
+            if osp.isfile(osp.join(ROOT, name)):
+                out.append((osp.join(ROOT, name),
+                            osp.join(self.build_lib, 'disalign_mm', '.mim', name)))
+            for dirpath, dirnames, filenames in os.walk(osp.join(ROOT, name)):
+                dirnames[:] = [d for d in dirnames if d != '__pycache__']
+                rel = osp.relpath(dirpath, ROOT)
+                out += [(osp.join(dirpath, f),
+                         osp.join(self.build_lib, 'disalign_mm', '.mim', rel, f))
+                        for f in filenames if not f.endswith('.pyc')]
+        return out
+
+    def run(self):
+        super().run()
+        for src, dst in self._mim_files():
+            self.mkpath(osp.dirname(dst))
+            self.copy_file(src, dst)
+        load_mim_scope().write_pth(self.build_lib)
+
+    def get_outputs(self, include_bytecode=1):
+        pth = osp.join(self.build_lib, load_mim_scope().PTH_NAME)
+        return super().get_outputs(include_bytecode) + [d for _, d in self._mim_files()] + [pth]
 
 
 if __name__ == '__main__':
-    add_mim_extension()
+    link_mim_dirs()
     setup(
         name='disalign_mm',
         version='0.1.0',
@@ -83,13 +99,11 @@ if __name__ == '__main__':
         license='Apache License 2.0',
         python_requires='>=3.8',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'tests.*')),
-        package_data={'disalign_mm': mim_package_data()},
-        include_package_data=False,
         install_requires=read_requirements('runtime.txt'),
         extras_require={
             'mim': read_requirements('mminstall.txt'),
             'tests': read_requirements('tests.txt'),
             'optional': read_requirements('optional.txt'),
         },
-        cmdclass={'build_py': BuildPyWithPth},
+        cmdclass={'build_py': BuildPy},
         zip_safe=False)

@@ -6,16 +6,21 @@ table ``mmengine.config.utils.MODULE2PACKAGE``, and finds the package through
 not at the source tree holding ``.mim/``). Base configs are resolved before
 any ``custom_imports`` run, so the fix must be in place at interpreter start.
 
-``disalign_mm-mim.pth`` (installed into site-packages with the package) calls
-:func:`install`, which only adds a post-import patch to ``sys.meta_path``:
+``disalign_mm-mim.pth`` in site-packages calls :func:`install`. A wheel
+installs that file; an editable install (PEP 660 editable wheels carry no
+such file) gets it from ``python -m disalign_mm.mim_scope``, which
+``make install`` runs. :func:`install` which only adds a post-import patch to ``sys.meta_path``:
 nothing is imported at start-up. When mmengine's config modules load, the
-patch adds ``disalign_mm`` to the table and answers
-``get_installed_path('disalign_mm')`` with this package's directory.
+patch adds ``disalign_mm`` to the table, answers
+``get_installed_path('disalign_mm')`` with this package's directory, and
+leaves the dicts of ``disalign_mm::`` bases without a ``_scope_`` (they are
+host configs: their ``default_scope`` says which registry builds them).
 """
 import importlib.abc
 import importlib.machinery
 import os.path as osp
 import sys
+import sysconfig
 
 PACKAGE = 'disalign_mm'
 _UTILS, _CONFIG = 'mmengine.config.utils', 'mmengine.config.config'
@@ -39,6 +44,17 @@ def _patch(module) -> None:
 
     get_installed_path._disalign_mm = True
     module.get_installed_path = get_installed_path
+
+    # A `pkg::` base puts `_scope_=pkg` on its dicts. Our configs are host
+    # configs (their default_scope is mmpretrain, mmseg or mmdet), and there
+    # is no `disalign_mm` registry: keep their dicts unscoped.
+    get_cfg_path = module.Config._get_cfg_path
+
+    def _get_cfg_path(cfg_path: str, filename: str):
+        path, scope = get_cfg_path(cfg_path, filename)
+        return path, (None if scope == PACKAGE else scope)
+
+    module.Config._get_cfg_path = staticmethod(_get_cfg_path)
 
 
 class _PatchingLoader(importlib.abc.Loader):
@@ -72,3 +88,21 @@ def install() -> None:
             _patch(sys.modules[name])
     if not any(isinstance(f, _PostImportPatcher) for f in sys.meta_path):
         sys.meta_path.insert(0, _PostImportPatcher())
+
+
+PTH_NAME = 'disalign_mm-mim.pth'
+PTH_LINE = ("import importlib.util as u; u.find_spec('disalign_mm') and "
+            "__import__('disalign_mm.mim_scope').mim_scope.install()\n")
+
+
+def write_pth(site_dir: str = None) -> str:
+    """Write the start-up file into ``site_dir`` (default: this interpreter's
+    site-packages) and return its path."""
+    path = osp.join(site_dir or sysconfig.get_paths()['purelib'], PTH_NAME)
+    with open(path, 'w') as f:
+        f.write(PTH_LINE)
+    return path
+
+
+if __name__ == '__main__':
+    print(f'wrote {write_pth()}: `disalign_mm::` config bases now resolve')

@@ -1,5 +1,6 @@
 """A tiny model and data set to drive a real mmengine Runner on CPU."""
 import copy
+import uuid
 
 import torch
 from mmengine.model import BaseModel
@@ -70,6 +71,9 @@ def make_runner(work_dir, model=None, max_iters=6, hooks=(), **kwargs) -> Runner
         custom_hooks=[copy.deepcopy(h) for h in hooks],
         randomness=dict(seed=0),
         default_scope='mmengine',
+        # Runners made within one second would share the timestamp name, and
+        # with it one MMLogger writing to the first run's log file
+        experiment_name=f'tiny_{uuid.uuid4().hex[:8]}',
         log_level='WARNING',
     )
     cfg.update(kwargs)

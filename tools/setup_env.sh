@@ -59,6 +59,7 @@ log "OpenMMLab stack and test tools (requirements/mminstall.txt, tests.txt, opti
   -r requirements/tests.txt -r requirements/optional.txt
 log "disalign_mm (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+"$VENV/bin/python" -m disalign_mm.mim_scope
 "$VENV/bin/python" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain, disalign_mm; print("[setup_env] stack imports:", mmcv.__version__, mmdet.__version__, mmseg.__version__, mmpretrain.__version__)'
 echo "$want" > "$STAMP"
 log "done"
