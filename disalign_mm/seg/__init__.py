@@ -7,7 +7,6 @@ into mmseg's registries only::
     custom_imports = dict(imports=['disalign_mm.seg'], allow_failed_imports=False)
 """
 import disalign_mm.engine  # noqa: F401  (root registries, checkpoint safety)
-
 from .ade20k import (ADE20K_TABLE16, ade20k_class_counts, ade20k_class_names, ade20k_groups,
                      ade20k_pixel_ratios, is_ade20k_classes)
 from .heads import (DisAlignConvSeg, DisAlignDepthwiseSeparableASPPHead, DisAlignFCNHead,

@@ -4,7 +4,6 @@ from typing import Optional, Sequence, Union
 from mmseg.registry import MODELS
 
 from disalign_mm.engine import GRWCrossEntropyLoss
-
 from .ade20k import ADE20K_SOURCE, ade20k_pixel_ratios
 
 #: Built-in pixel statistics, by name (``class_counts='ade20k'``).

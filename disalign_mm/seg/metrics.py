@@ -10,7 +10,6 @@ from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
 from disalign_mm.engine.class_stats import explicit_groups, load_class_counts, ratio_groups
-
 from .ade20k import ade20k_groups, is_ade20k_classes
 
 GROUP_ORDER = ('head', 'body', 'tail')
@@ -35,9 +34,12 @@ class HeadBodyTailIoUMetric(IoUMetric):
     1. ``groups``: a dict ``{'head': [...], 'body': [...], 'tail': [...]}``
        of class indices or names;
     2. ``class_counts_file``: a counts JSON of the training set (e.g. from
-       ``tools/seg_pixel_counts.py``), split with ``head_thr``/``tail_thr``;
+       ``tools/seg_pixel_counts.py``), split with ``head_thr``/``tail_thr``
+       on each class's share of the *labelled* (not ignored) pixels;
     3. ``groups='ade20k'`` or ``'auto'`` with ADE20K's 150 classes: the
-       groups of the paper's Table 16 (20 / 55 / 75 classes).
+       groups of the paper's Table 16 (20 / 55 / 75 classes), as printed.
+       (Its ratios are shares of *all* pixels, the 7.3 % unlabeled ones
+       included; as shares of the labelled pixels 'car' would be head.)
 
     Args:
         groups (str | dict): ``'auto'``, ``'ade20k'`` or a dict, see above.

@@ -77,7 +77,7 @@ def count_pixels(seg_map_paths: Sequence[str],
     for path in seg_map_paths:
         gt = load_seg_map(path, reduce_zero_label, label_map, backend_args)
         hist = np.bincount(gt.ravel(), minlength=256)
-        bad = [v for v in np.flatnonzero(hist) if v >= num_classes and v != ignore_index]
+        bad = [int(v) for v in np.flatnonzero(hist) if v >= num_classes and v != ignore_index]
         if bad:
             raise ValueError(
                 f'{path}: labels {bad[:10]} are out of range for {num_classes} '

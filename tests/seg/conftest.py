@@ -4,10 +4,18 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmengine.registry import init_default_scope
 from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 H, W = 24, 32
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    """mmengine's default scope is process-global and every Runner (of any
+    test module) leaves its own behind: build in mmseg's."""
+    init_default_scope('mmseg')
 
 
 def train_masks():

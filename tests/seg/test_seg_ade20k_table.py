@@ -3,8 +3,8 @@ import pytest
 from mmseg.datasets import ADE20KDataset
 
 from disalign_mm.engine.class_stats import ratio_groups
-from disalign_mm.seg import (ADE20K_TABLE16, ade20k_class_counts, ade20k_class_names,
-                             ade20k_groups, ade20k_pixel_ratios, is_ade20k_classes)
+from disalign_mm.seg import (ADE20K_TABLE16, ade20k_class_counts, ade20k_class_names, ade20k_groups,
+                             ade20k_pixel_ratios, is_ade20k_classes)
 
 
 def test_label_order_is_mmseg_ade20k():
@@ -32,10 +32,15 @@ def test_groups_and_totals():
     assert [len(groups[g]) for g in ('head', 'body', 'tail')] == [20, 55, 75]
     assert groups['head'] == list(range(20)) and groups['body'] == list(range(20, 75))
     assert sum(ade20k_pixel_ratios()) == pytest.approx(0.9271, abs=1e-9)
-    # the thresholds reproduce the printed groups, but for 'swivel chair',
-    # printed as 0.001 (rounded) and grouped Tail
-    from_ratios = ratio_groups(ade20k_pixel_ratios())
-    assert from_ratios['tail'] == groups['tail'][1:]
-    assert from_ratios['body'] == groups['body'] + [75]
+    # the ratios are shares of all training pixels (the unlabeled 7.3 %
+    # included); thresholds on them reproduce the printed groups but for
+    # 'swivel chair', printed as 0.001 (rounded) and grouped Tail
+    r = ade20k_pixel_ratios()
+    assert [i for i, x in enumerate(r) if x > 0.01] == groups['head']
+    assert [i for i, x in enumerate(r) if x < 0.001] == groups['tail'][1:]
+    assert groups['tail'][0] == 75
+    # shares of the *labelled* pixels (what ratio_groups computes from
+    # counts) would move 'car' (0.0098 / 0.9271 > 1 %) to head
+    assert ratio_groups(r)['head'] == groups['head'] + [20]
     cc = ade20k_class_counts()
     assert cc.unit == 'pixels' and cc.num_classes == 150 and 'Table 16' in cc.source

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.structures import PixelData
 from mmseg.models.decode_heads import DepthwiseSeparableASPPHead, FCNHead, PSPHead
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmengine.structures import PixelData
 
 import disalign_mm.seg  # noqa: F401
 from disalign_mm.core import DisAlignCalibration
@@ -157,7 +157,7 @@ def test_any_decode_head_through_the_generic_builder():
     assert type(head).__name__ == 'DisAlignPSPHead'
     assert disalign_head_class(PSPHead) is type(head)
     assert disalign_head_class(FCNHead) is DisAlignFCNHead
-    assert head([torch.randn(1, 8, 4, 4)]).shape == (1, K, 4, 4)
+    assert head.eval()([torch.randn(1, 8, 4, 4)]).shape == (1, K, 4, 4)
     with pytest.raises(TypeError, match='BaseDecodeHead'):
         disalign_head_class(torch.nn.Linear)
     with pytest.raises(KeyError, match='NoSuchHead'):
