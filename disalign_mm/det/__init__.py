@@ -10,7 +10,6 @@ The GRW loss (``GRWCrossEntropyLoss``) and ``DisAlignFreezeHook`` come from
 :mod:`disalign_mm.engine` (mmengine's root registries).
 """
 import disalign_mm.engine  # noqa: F401  (root registries, safe checkpoints)
-
 from .hooks import LVISClassCountsHook, grw_bbox_heads
 from .lvis_compat import apply_lvis_numpy_compat
 from .lvis_stats import lvis_class_counts, lvis_frequency_groups

@@ -1,10 +1,10 @@
 """Give the GRW losses of the bbox heads their LVIS category counts."""
 from typing import List, Optional, Tuple
 
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmdet.models.roi_heads.bbox_heads import BBoxHead
 from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 
 from disalign_mm.core import GRWCrossEntropyLoss as CoreGRWLoss
 from disalign_mm.engine import GRWCrossEntropyLoss as EngineGRWLoss

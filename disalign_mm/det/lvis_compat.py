@@ -28,7 +28,7 @@ class _NumpyWithAliases(types.ModuleType):
     def __init__(self) -> None:
         super().__init__('numpy', np.__doc__)
         for name, value in _REMOVED_ALIASES.items():
-            if not hasattr(np, name):
+            if name not in vars(np):  # not hasattr: numpy warns on some names
                 setattr(self, name, value)
 
     def __getattr__(self, name: str):
@@ -40,7 +40,7 @@ class _NumpyWithAliases(types.ModuleType):
 
 def _needs_patch(module) -> bool:
     src = getattr(module, 'np', None)
-    return src is np and any(not hasattr(np, a) for a in _REMOVED_ALIASES)
+    return src is np and any(a not in vars(np) for a in _REMOVED_ALIASES)
 
 
 def apply_lvis_numpy_compat() -> bool:

@@ -8,6 +8,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmengine.registry import init_default_scope
 from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -37,6 +38,13 @@ OBJECTS = [
     [(2, 20, 20, 60, 40), (4, 90, 50, 30, 36)],
     [(3, 40, 10, 36, 30), (5, 10, 50, 44, 36), (1, 80, 56, 40, 30)],
 ]
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """mmengine's default scope is process-global and every Runner (of any
+    test module) leaves its own behind: build in mmdet's."""
+    init_default_scope('mmdet')
 
 
 def write_lvis_fixture(root: str, categories=CATEGORIES) -> dict:
@@ -153,7 +161,7 @@ def to_cli(opts: dict) -> list:
 
 
 def config_path(version: str, name: str) -> str:
-    return osp.join(CONFIGS, f'lvis_{version}', name)
+    return osp.join(CONFIGS, f'lvis_{version.replace(".", "")}', name)
 
 
 def load_config(version: str, name: str, opts: dict = None):

@@ -1,0 +1,6 @@
+# Stage 1 = mmdet's own LVIS v1 config, so mmdet's model-zoo checkpoint
+# (mmdet configs/lvis/metafile.yml) serves as the stage-1 model directly.
+# disalign_mm.det makes mmdet's LVISMetric work on numpy >= 1.24.
+_base_ = 'mmdet::lvis/mask-rcnn_x101-32x4d_fpn_sample1e-3_ms-1x_lvis-v1.py'
+
+custom_imports = dict(imports=['disalign_mm.det'], allow_failed_imports=False)
