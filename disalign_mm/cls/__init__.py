@@ -9,7 +9,6 @@ The GRW loss (``GRWCrossEntropyLoss``) and ``DisAlignFreezeHook`` come from
 :mod:`disalign_mm.engine` (mmengine's root registries).
 """
 import disalign_mm.engine  # noqa: F401  (root registries, safe checkpoints)
-
 from .datasets import FashionMNISTLT, INaturalist2018, class_counts_of, long_tail_counts
 from .heads import CosineClsHead, DisAlignCosineClsHead, DisAlignLinearClsHead
 from .hooks import ClassCountsHook

@@ -10,8 +10,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmpretrain.registry import METRICS
 
-from ..engine.class_stats import (ClassCounts, count_groups, explicit_groups,
-                                  load_class_counts)
+from ..engine.class_stats import ClassCounts, count_groups, explicit_groups, load_class_counts
 
 
 @METRICS.register_module()
