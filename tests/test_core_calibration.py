@@ -119,3 +119,20 @@ def test_clear_errors():
         DisAlignCalibration(3)
     with pytest.raises(ValueError, match='confidence must be one of'):
         DisAlignCalibration(3, in_channels=2, confidence='sometimes')
+
+
+@pytest.mark.parametrize('confidence', ['input', 'constant'])
+def test_reset_parameters_restores_the_configured_start_in_place(confidence):
+    cal = DisAlignCalibration(3, in_channels=2, alpha_init=2.0, beta_init=0.5,
+                              confidence=confidence, confidence_weight_init=0.1,
+                              confidence_bias_init=-1.0)
+    start = {k: v.clone() for k, v in cal.state_dict().items()}
+    params = list(cal.parameters())
+    with torch.no_grad():
+        for p in params:
+            p.normal_()  # what a host's init_cfg would do
+    cal.reset_parameters()
+    assert list(cal.parameters()) == params  # same tensors: an optimizer keeps them
+    for k, v in cal.state_dict().items():
+        assert torch.equal(v, start[k]), k
+    assert cal.alpha.tolist() == [2.0] * 3 and cal.beta.tolist() == [0.5] * 3

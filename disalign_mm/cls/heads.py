@@ -105,9 +105,8 @@ class _DisAlignMixin:
     """Adds ``self.disalign`` after the classifier ``self.fc``."""
 
     def _build_disalign(self, **calib) -> None:
-        self._disalign_cfg = dict(num_classes=self.num_classes,
-                                  in_channels=self.in_channels, **calib)
-        self.disalign = DisAlignCalibration(**self._disalign_cfg)
+        self.disalign = DisAlignCalibration(
+            num_classes=self.num_classes, in_channels=self.in_channels, **calib)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Calibrated logits ``(N, num_classes)``: ``predict()`` and
@@ -120,9 +119,7 @@ class _DisAlignMixin:
         the calibration's documented initial values (the head's
         ``init_cfg`` would otherwise also re-draw the confidence layer)."""
         super().init_weights()
-        fresh = DisAlignCalibration(**self._disalign_cfg).to(
-            next(self.disalign.parameters()).device)
-        self.disalign.load_state_dict(fresh.state_dict())
+        self.disalign.reset_parameters()
 
 
 _CALIB_ARGS_DOC = """

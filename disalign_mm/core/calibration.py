@@ -83,25 +83,42 @@ class DisAlignCalibration(nn.Module):
         self.in_channels = in_channels
         self.confidence_mode = confidence
         self.background_last = background_last
+        self._init_values = dict(
+            alpha=float(alpha_init) if use_magnitude else 1.0,
+            beta=float(beta_init) if use_margin else 0.0,
+            weight=float(confidence_weight_init),
+            bias=float(confidence_bias_init))
 
-        alpha = torch.full((num_classes, ), float(alpha_init))
-        beta = torch.full((num_classes, ), float(beta_init))
+        def vector():
+            return torch.empty(num_classes)
+
         if use_magnitude:
-            self.alpha = nn.Parameter(alpha)
+            self.alpha = nn.Parameter(vector())
         else:
-            self.register_buffer('alpha', torch.ones(num_classes), persistent=False)
+            self.register_buffer('alpha', vector(), persistent=False)
         if use_margin:
-            self.beta = nn.Parameter(beta)
+            self.beta = nn.Parameter(vector())
         else:
-            self.register_buffer('beta', torch.zeros(num_classes), persistent=False)
-
+            self.register_buffer('beta', vector(), persistent=False)
         if confidence == 'input':
             self.confidence = nn.Linear(in_channels, 1)
-            nn.init.constant_(self.confidence.weight, confidence_weight_init)
-            nn.init.constant_(self.confidence.bias, confidence_bias_init)
         elif confidence == 'constant':
-            self.confidence_bias = nn.Parameter(
-                torch.tensor(float(confidence_bias_init)))
+            self.confidence_bias = nn.Parameter(torch.empty(()))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Set every value to its configured start (identity by default), in
+        place. Host adapters call this after the host's own weight init,
+        whose ``init_cfg`` may also reach the confidence layer."""
+        init = self._init_values
+        self.alpha.fill_(init['alpha'])
+        self.beta.fill_(init['beta'])
+        if self.confidence_mode == 'input':
+            self.confidence.weight.fill_(init['weight'])
+            self.confidence.bias.fill_(init['bias'])
+        elif self.confidence_mode == 'constant':
+            self.confidence_bias.fill_(init['bias'])
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels='

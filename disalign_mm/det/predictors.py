@@ -26,7 +26,7 @@ Config::
         loss_cls=dict(type='GRWCrossEntropyLoss', rho=0.8,
                       background_weight=1.0))))
 """
-from typing import Any, Dict
+from typing import Any
 
 from mmdet.registry import MODELS
 from torch import Tensor, nn
@@ -53,10 +53,9 @@ class _DisAlignPredictor:
                 f'{type(self).__name__}: out_features={out_features} leaves '
                 f'{num_classes} classes to calibrate'
                 f"{' besides the background' if background_last else ''}")
-        self._calib_args: Dict[str, Any] = dict(
+        self.calibration = DisAlignCalibration(
             num_classes=num_classes, in_channels=in_features,
             background_last=background_last, **calib_cfg)
-        self.calibration = DisAlignCalibration(**self._calib_args)
 
     def init_weights(self) -> None:
         """Reset the calibration to its configured start (identity by default).
@@ -67,8 +66,7 @@ class _DisAlignPredictor:
         so the calibration starts where its arguments say. In place: the
         optimizer may already hold these parameters.
         """
-        fresh = DisAlignCalibration(**self._calib_args)
-        self.calibration.load_state_dict(fresh.state_dict())
+        self.calibration.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.calibration(super().forward(x), x)

@@ -80,9 +80,6 @@ class DisAlignConvSeg(nn.Conv2d):
                  confidence_weight_init: float = 0.0,
                  confidence_bias_init: float = 0.0) -> None:
         super().__init__(in_channels, out_channels, kernel_size=1)
-        self._calibration_init = dict(
-            alpha=float(alpha_init), beta=float(beta_init),
-            weight=float(confidence_weight_init), bias=float(confidence_bias_init))
         self.calibration = DisAlignCalibration(
             out_channels,
             in_channels,
@@ -115,17 +112,7 @@ class DisAlignConvSeg(nn.Conv2d):
     def init_weights(self) -> None:
         """Reset the calibration to its configured start; leave the
         classifier's ``weight`` and ``bias`` to the head's ``init_cfg``."""
-        cal, init = self.calibration, self._calibration_init
-        with torch.no_grad():
-            if isinstance(cal.alpha, nn.Parameter):
-                cal.alpha.fill_(init['alpha'])
-            if isinstance(cal.beta, nn.Parameter):
-                cal.beta.fill_(init['beta'])
-            if cal.confidence_mode == 'input':
-                cal.confidence.weight.fill_(init['weight'])
-                cal.confidence.bias.fill_(init['bias'])
-            elif cal.confidence_mode == 'constant':
-                cal.confidence_bias.fill_(init['bias'])
+        self.calibration.reset_parameters()
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Calibrated per-pixel logits (N, K, H, W) for features (N, C, H, W)."""

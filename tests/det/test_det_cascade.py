@@ -2,7 +2,7 @@
 test-time average over stages made of the calibrated logits."""
 import pytest
 import torch
-from conftest import IMAGE_COUNT, NUM_CLASSES, load_config, tiny_options
+from _det_fixtures import IMAGE_COUNT, NUM_CLASSES, load_config, tiny_options
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 from mmdet.testing import demo_mm_inputs, demo_mm_proposals

@@ -4,7 +4,7 @@ import glob
 import os.path as osp
 
 import pytest
-from conftest import CONFIGS
+from _det_fixtures import CONFIGS
 from mmengine.config import Config
 
 VERSIONS = {'v1': ('ms-1x', 1203), 'v0.5': ('ms-2x', 1230)}

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import IMAGE_COUNT, REPO, config_path, load_config, tiny_options, to_cli
+from _det_fixtures import IMAGE_COUNT, REPO, config_path, load_config, tiny_options, to_cli
 
 import disalign_mm.det  # noqa: F401
 from disalign_mm.core import grw_weights

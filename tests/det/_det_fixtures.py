@@ -1,0 +1,172 @@
+"""Shared pieces of the detection tests (conftest.py re-exports the
+fixtures): a tiny LVIS-format data set written in the real on-disk layout,
+and the overrides that shrink the real LVIS configs to a CPU-sized model
+(ResNet-18 with 8 base channels, 16-channel FPN, 5 classes, 128x96 images)."""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = osp.join(REPO, 'configs')
+
+# LVIS-style categories: ids from 1, names, r/c/f frequency and the per-class
+# training statistics of the annotation file (as in the real LVIS files they
+# describe the full training set, not the few images of the fixture)
+CATEGORIES = [
+    dict(id=1, name='apple', frequency='f', image_count=150, instance_count=420),
+    dict(id=2, name='banana', frequency='f', image_count=120, instance_count=300),
+    dict(id=3, name='cherry', frequency='c', image_count=40, instance_count=60),
+    dict(id=4, name='durian', frequency='r', image_count=3, instance_count=4),
+    dict(id=5, name='elderberry', frequency='c', image_count=15, instance_count=45),
+]
+CLASSES = tuple(c['name'] for c in CATEGORIES)
+NUM_CLASSES = len(CATEGORIES)
+IMAGE_COUNT = [c['image_count'] for c in CATEGORIES]
+INSTANCE_COUNT = [c['instance_count'] for c in CATEGORIES]
+W, H = 128, 96
+COLORS = [(220, 40, 40), (240, 220, 40), (120, 0, 40), (60, 160, 60), (60, 40, 160)]
+
+# per image: (category id, x, y, w, h)
+OBJECTS = [
+    [(1, 8, 8, 40, 30), (2, 60, 40, 50, 40)],
+    [(1, 70, 10, 40, 40), (3, 10, 50, 30, 30), (5, 50, 60, 20, 20)],
+    [(2, 20, 20, 60, 40), (4, 90, 50, 30, 36)],
+    [(3, 40, 10, 36, 30), (5, 10, 50, 44, 36), (1, 80, 56, 40, 30)],
+]
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """mmengine's default scope is process-global and every Runner (of any
+    test module) leaves its own behind: build in mmdet's."""
+    init_default_scope('mmdet')
+
+
+def write_lvis_fixture(root: str, categories=CATEGORIES) -> dict:
+    """Write ``root/train2017/*.jpg`` and ``root/annotations/lvis_tiny.json``.
+
+    The JSON has both ``file_name`` (LVIS v0.5: ``data_prefix='train2017/'``)
+    and ``coco_url`` (LVIS v1: ``data_prefix=''``) for every image.
+    """
+    os.makedirs(osp.join(root, 'train2017'), exist_ok=True)
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    rng = np.random.RandomState(0)
+    images, anns = [], []
+    for i, objs in enumerate(OBJECTS):
+        img_id = i + 1
+        name = f'{img_id:012d}.jpg'
+        arr = (rng.rand(H, W, 3) * 60).astype(np.uint8)
+        for cat, x, y, w, h in objs:
+            arr[y:y + h, x:x + w] = COLORS[cat - 1]
+        Image.fromarray(arr).save(osp.join(root, 'train2017', name), quality=95)
+        present = {o[0] for o in objs}
+        images.append(dict(
+            id=img_id, file_name=name, width=W, height=H,
+            coco_url=f'http://images.cocodataset.org/train2017/{name}',
+            not_exhaustive_category_ids=[],
+            neg_category_ids=[c['id'] for c in categories if c['id'] not in present][:1]))
+        for cat, x, y, w, h in objs:
+            anns.append(dict(
+                id=len(anns) + 1, image_id=img_id, category_id=cat,
+                bbox=[x, y, w, h], area=w * h,
+                segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
+    ann_file = osp.join(root, 'annotations', 'lvis_tiny.json')
+    with open(ann_file, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=categories,
+                       info={}, licenses=[]), f)
+    return dict(root=root, ann_file=ann_file, img_dir=osp.join(root, 'train2017'))
+
+
+@pytest.fixture(scope='session')
+def lvis_data(tmp_path_factory):
+    return write_lvis_fixture(str(tmp_path_factory.mktemp('lvis')))
+
+
+def _head_options(prefix: str, cascade: bool) -> dict:
+    opts = {}
+    heads = [f'{prefix}.bbox_head.{i}' for i in range(3)] if cascade else [f'{prefix}.bbox_head']
+    for h in heads:
+        opts.update({f'{h}.in_channels': 16, f'{h}.fc_out_channels': 32,
+                     f'{h}.num_classes': NUM_CLASSES})
+    opts.update({
+        f'{prefix}.bbox_roi_extractor.out_channels': 16,
+        f'{prefix}.mask_roi_extractor.out_channels': 16,
+        f'{prefix}.mask_head.in_channels': 16,
+        f'{prefix}.mask_head.conv_out_channels': 16,
+        f'{prefix}.mask_head.num_convs': 1,
+        f'{prefix}.mask_head.num_classes': NUM_CLASSES,
+    })
+    return opts
+
+
+def tiny_options(data: dict, version: str = 'v1', cascade: bool = False) -> dict:
+    """Flat ``--cfg-options`` that shrink a shipped LVIS config to CPU size
+    and point it at the fixture."""
+    prefix = 'train2017/' if version == 'v0.5' else ''
+    opts = {
+        'model.backbone.depth': 18,
+        'model.backbone.base_channels': 8,
+        'model.backbone.init_cfg': None,
+        'model.neck.in_channels': [8, 16, 32, 64],
+        'model.neck.out_channels': 16,
+        'model.rpn_head.in_channels': 16,
+        'model.rpn_head.feat_channels': 16,
+        'model.train_cfg.rpn_proposal.nms_pre': 200,
+        'model.train_cfg.rpn_proposal.max_per_img': 64,
+        'model.test_cfg.rpn.nms_pre': 200,
+        'model.test_cfg.rpn.max_per_img': 64,
+    }
+    if cascade:
+        for i in range(3):
+            opts[f'model.train_cfg.rcnn.{i}.sampler.num'] = 32
+    else:
+        opts['model.train_cfg.rcnn.sampler.num'] = 32
+    opts.update(_head_options('model.roi_head', cascade))
+    ds = 'train_dataloader.dataset.dataset'  # inside ClassBalancedDataset
+    for key, val in [(ds, True), ('val_dataloader.dataset', False)]:
+        opts.update({
+            f'{key}.data_root': data['root'],
+            f'{key}.ann_file': 'annotations/lvis_tiny.json',
+            f'{key}.data_prefix.img': prefix,
+            f'{key}.metainfo.classes': CLASSES,
+        })
+    opts.update({
+        f'{ds}.pipeline.2.scales': [(W, H)],
+        'val_dataloader.dataset.pipeline.1.scale': (W, H),
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'val_dataloader.num_workers': 0,
+        'val_dataloader.persistent_workers': False,
+        'val_evaluator.ann_file': data['ann_file'],
+        'default_hooks.logger.interval': 1,
+        'randomness.seed': 0,
+    })
+    return opts
+
+
+def to_cli(opts: dict) -> list:
+    """The same overrides as ``--cfg-options`` arguments."""
+    out = []
+    for k, v in opts.items():
+        if isinstance(v, (list, tuple)):
+            # DictAction keeps quotes: strings go in bare
+            v = repr(v).replace(' ', '').replace("'", '')
+        out.append(f'{k}={v}')
+    return out
+
+
+def config_path(version: str, name: str) -> str:
+    return osp.join(CONFIGS, f'lvis_{version.replace(".", "")}', name)
+
+
+def load_config(version: str, name: str, opts: dict = None):
+    from mmengine.config import Config
+    cfg = Config.fromfile(config_path(version, name))
+    if opts:
+        cfg.merge_from_dict(opts)
+    return cfg
