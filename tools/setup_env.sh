@@ -3,7 +3,7 @@
 #
 # Idempotent: when .venv/ already matches requirements/ (a stamp holds their
 # hash) it returns at once. mmcv 2.1.0 has no wheel for this Python/torch, so
-# it is built from source with its C++ ops (~20 min on 2 cores); the built
+# it is built from source with its C++ ops (12 min on 2 idle cores); the built
 # wheel is cached outside the repository under a key made of the mmcv, torch
 # and Python versions, so it is reused by later clones on the same machine but
 # never against a different torch.
@@ -35,7 +35,7 @@ torch_version=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')
 py_tag=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-cxx20-torch-$torch_version-$py_tag"
 if ! ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-  log "building mmcv $MMCV_VERSION with ops against torch $torch_version (about 20 minutes on 2 cores)"
+  log "building mmcv $MMCV_VERSION with ops against torch $torch_version (12 minutes on 2 idle cores)"
   tmp="$wheel_dir.partial.$$"
   rm -rf "$tmp"; mkdir -p "$tmp/src"
   "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \

@@ -24,7 +24,7 @@ _base_ = './fcn_r50-d8_4xb4-160k_ade20k-512x512.py'
 model = dict(
     decode_head=dict(
         type='DisAlignFCNHead',
-        disalign=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
+        calibration=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
         loss_decode=dict(
             _delete_=True,
             type='SegGRWCrossEntropyLoss',

@@ -12,9 +12,7 @@ model = dict(
         # alpha = 1, beta = 0: stage 2 starts from the stage-1 predictions
         # (paper A.2); the official code's start is alpha_init=2.0,
         # confidence_weight_init=0.1
-        alpha_init=1.0,
-        beta_init=0.0,
-        confidence='input',
+        calibration=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
         # counts: computed from the training set by ClassCountsHook (cached
         # as class_counts.json in the work dir), or class_counts_file=...
         loss=dict(_delete_=True, type='GRWCrossEntropyLoss', rho=1.2)))

@@ -7,9 +7,7 @@ _base_ = ['./imagenet-lt_r50_cosine_stage1.py']
 model = dict(
     head=dict(
         type='DisAlignCosineClsHead',
-        alpha_init=1.0,
-        beta_init=0.0,
-        confidence='input',
+        calibration=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
         loss=dict(_delete_=True, type='GRWCrossEntropyLoss', rho=1.5)))
 
 load_from = None  # required: the stage-1 checkpoint

@@ -9,9 +9,8 @@ _base_ = ['./imagenet-lt_r50_linear_stage1.py']
 model = dict(
     head=dict(
         type='DisAlignLinearClsHead',
-        alpha_init=1.0,  # paper A.2: alpha = 1, beta = 0 (identity start)
-        beta_init=0.0,
-        confidence='input',
+        # paper A.2: alpha = 1, beta = 0 (identity start)
+        calibration=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
         loss=dict(_delete_=True, type='GRWCrossEntropyLoss', rho=1.2)))
 
 # required: the stage-1 checkpoint (--cfg-options load_from=...)

@@ -8,9 +8,7 @@ _base_ = ['./inat2018_r50_linear_stage1.py']
 model = dict(
     head=dict(
         type='DisAlignLinearClsHead',
-        alpha_init=1.0,
-        beta_init=0.0,
-        confidence='input',
+        calibration=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
         loss=dict(_delete_=True, type='GRWCrossEntropyLoss', rho=1.2)))
 
 load_from = None  # required: the stage-1 checkpoint

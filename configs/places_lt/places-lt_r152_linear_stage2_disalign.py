@@ -10,9 +10,7 @@ model = dict(
     backbone=dict(init_cfg=None),
     head=dict(
         type='DisAlignLinearClsHead',
-        alpha_init=1.0,
-        beta_init=0.0,
-        confidence='input',
+        calibration=dict(alpha_init=1.0, beta_init=0.0, confidence='input'),
         loss=dict(_delete_=True, type='GRWCrossEntropyLoss', rho=1.2)))
 
 load_from = None  # required: the stage-1 checkpoint

@@ -104,9 +104,10 @@ class CosineClsHead(_CheckedLoadMixin, ClsHead):
 class _DisAlignMixin:
     """Adds ``self.disalign`` after the classifier ``self.fc``."""
 
-    def _build_disalign(self, **calib) -> None:
+    def _build_disalign(self, calibration: Optional[dict]) -> None:
         self.disalign = DisAlignCalibration(
-            num_classes=self.num_classes, in_channels=self.in_channels, **calib)
+            num_classes=self.num_classes, in_channels=self.in_channels,
+            **(calibration or {}))
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Calibrated logits ``(N, num_classes)``: ``predict()`` and
@@ -123,18 +124,14 @@ class _DisAlignMixin:
 
 
 _CALIB_ARGS_DOC = """
-        alpha_init (float): Initial magnitude alpha. Defaults to 1.0 (with
-            ``beta_init=0`` stage 2 starts from the stage-1 predictions; the
-            paper's A.2 values). The official code starts at 2.0.
-        beta_init (float): Initial margin beta. Defaults to 0.0.
-        use_magnitude (bool): Learn alpha. Defaults to True.
-        use_margin (bool): Learn beta. Defaults to True.
-        confidence (str): ``'input'`` (sigma(x), the paper), ``'constant'``
-            or ``'none'`` (Table 12). Defaults to ``'input'``.
-        confidence_weight_init (float): Initial confidence weight. Defaults
-            to 0.0 (the official code: 0.1).
-        confidence_bias_init (float): Initial confidence bias. Defaults to
-            0.0 (sigma starts at 0.5)."""
+        calibration (dict, optional): Keyword arguments of
+            :class:`~disalign_mm.core.DisAlignCalibration` (``alpha_init``,
+            ``beta_init``, ``use_magnitude``, ``use_margin``, ``confidence``,
+            ``confidence_weight_init``, ``confidence_bias_init``). Defaults
+            to None: alpha 1, beta 0, input-dependent confidence, i.e. stage
+            2 starts from the stage-1 predictions (paper A.2). The official
+            code's start is ``dict(alpha_init=2.0,
+            confidence_weight_init=0.1)``."""
 
 
 @MODELS.register_module()
@@ -159,23 +156,12 @@ class DisAlignLinearClsHead(_DisAlignMixin, _CheckedLoadMixin, LinearClsHead):
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
-                 alpha_init: float = 1.0,
-                 beta_init: float = 0.0,
-                 use_magnitude: bool = True,
-                 use_margin: bool = True,
-                 confidence: str = 'input',
-                 confidence_weight_init: float = 0.0,
-                 confidence_bias_init: float = 0.0,
+                 calibration: Optional[dict] = None,
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
-        self._build_disalign(
-            alpha_init=alpha_init, beta_init=beta_init,
-            use_magnitude=use_magnitude, use_margin=use_margin,
-            confidence=confidence,
-            confidence_weight_init=confidence_weight_init,
-            confidence_bias_init=confidence_bias_init)
+        self._build_disalign(calibration)
 
 
 @MODELS.register_module()
@@ -201,21 +187,10 @@ class DisAlignCosineClsHead(_DisAlignMixin, CosineClsHead):
                  in_channels: int,
                  scale: float = 16.0,
                  learn_scale: bool = True,
-                 alpha_init: float = 1.0,
-                 beta_init: float = 0.0,
-                 use_magnitude: bool = True,
-                 use_margin: bool = True,
-                 confidence: str = 'input',
-                 confidence_weight_init: float = 0.0,
-                 confidence_bias_init: float = 0.0,
+                 calibration: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          scale=scale, learn_scale=learn_scale,
                          init_cfg=init_cfg, **kwargs)
-        self._build_disalign(
-            alpha_init=alpha_init, beta_init=beta_init,
-            use_magnitude=use_magnitude, use_margin=use_margin,
-            confidence=confidence,
-            confidence_weight_init=confidence_weight_init,
-            confidence_bias_init=confidence_bias_init)
+        self._build_disalign(calibration)

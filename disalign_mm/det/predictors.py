@@ -26,7 +26,7 @@ Config::
         loss_cls=dict(type='GRWCrossEntropyLoss', rho=0.8,
                       background_weight=1.0))))
 """
-from typing import Any
+from typing import Optional
 
 from mmdet.registry import MODELS
 from torch import Tensor, nn
@@ -46,7 +46,7 @@ class _DisAlignPredictor:
     calibration: DisAlignCalibration
 
     def _add_calibration(self, in_features: int, out_features: int,
-                         background_last: bool, **calib_cfg: Any) -> None:
+                         background_last: bool, calibration: Optional[dict]) -> None:
         num_classes = out_features - int(background_last)
         if num_classes < 1:
             raise ValueError(
@@ -55,7 +55,7 @@ class _DisAlignPredictor:
                 f"{' besides the background' if background_last else ''}")
         self.calibration = DisAlignCalibration(
             num_classes=num_classes, in_channels=in_features,
-            background_last=background_last, **calib_cfg)
+            background_last=background_last, **(calibration or {}))
 
     def init_weights(self) -> None:
         """Reset the calibration to its configured start (identity by default).
@@ -83,18 +83,13 @@ class DisAlignLinear(_DisAlignPredictor, nn.Linear):
         bias (bool): Classifier bias. Defaults to True.
         background_last (bool): The last output is mmdet's background
             logit, passed through unchanged. Defaults to True.
-        alpha_init (float): Initial magnitude. Defaults to 1.0.
-        beta_init (float): Initial margin. Defaults to 0.0.
-        use_magnitude (bool): Learn the magnitude. Defaults to True.
-        use_margin (bool): Learn the margin. Defaults to True.
-        confidence (str): ``'input'`` (paper), ``'constant'`` or ``'none'``.
-            Defaults to ``'input'``.
-        confidence_weight_init (float): Defaults to 0.0.
-        confidence_bias_init (float): Defaults to 0.0.
-
-    See :class:`disalign_mm.core.DisAlignCalibration` for the calibration
-    arguments. With the defaults the layer starts as the identity: stage 2
-    starts from the stage-1 detector's predictions.
+        calibration (dict, optional): Keyword arguments of
+            :class:`~disalign_mm.core.DisAlignCalibration` (``alpha_init``,
+            ``beta_init``, ``use_magnitude``, ``use_margin``,
+            ``confidence``, ``confidence_weight_init``,
+            ``confidence_bias_init``). Defaults to None: the layer starts as
+            the identity, so stage 2 starts from the stage-1 detector's
+            predictions.
     """
 
     def __init__(self,
@@ -102,19 +97,9 @@ class DisAlignLinear(_DisAlignPredictor, nn.Linear):
                  out_features: int,
                  bias: bool = True,
                  background_last: bool = True,
-                 alpha_init: float = 1.0,
-                 beta_init: float = 0.0,
-                 use_magnitude: bool = True,
-                 use_margin: bool = True,
-                 confidence: str = 'input',
-                 confidence_weight_init: float = 0.0,
-                 confidence_bias_init: float = 0.0) -> None:
+                 calibration: Optional[dict] = None) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=bias)
-        self._add_calibration(
-            in_features, out_features, background_last, alpha_init=alpha_init,
-            beta_init=beta_init, use_magnitude=use_magnitude, use_margin=use_margin,
-            confidence=confidence, confidence_weight_init=confidence_weight_init,
-            confidence_bias_init=confidence_bias_init)
+        self._add_calibration(in_features, out_features, background_last, calibration)
 
 
 @MODELS.register_module()
@@ -129,9 +114,7 @@ class DisAlignCosineLinear(_DisAlignPredictor, CosineLinear):
             16.0 (the LVIS configs use 20.0, fixed).
         learn_scale (bool): As in the stage-1 config. Defaults to True.
         background_last (bool): Defaults to True.
-        alpha_init, beta_init, use_magnitude, use_margin, confidence,
-        confidence_weight_init, confidence_bias_init: See
-            :class:`DisAlignLinear`.
+        calibration (dict, optional): See :class:`DisAlignLinear`.
     """
 
     def __init__(self,
@@ -140,17 +123,7 @@ class DisAlignCosineLinear(_DisAlignPredictor, CosineLinear):
                  scale: float = 16.0,
                  learn_scale: bool = True,
                  background_last: bool = True,
-                 alpha_init: float = 1.0,
-                 beta_init: float = 0.0,
-                 use_magnitude: bool = True,
-                 use_margin: bool = True,
-                 confidence: str = 'input',
-                 confidence_weight_init: float = 0.0,
-                 confidence_bias_init: float = 0.0) -> None:
+                 calibration: Optional[dict] = None) -> None:
         CosineLinear.__init__(self, in_features, out_features, scale=scale,
                               learn_scale=learn_scale)
-        self._add_calibration(
-            in_features, out_features, background_last, alpha_init=alpha_init,
-            beta_init=beta_init, use_magnitude=use_magnitude, use_margin=use_margin,
-            confidence=confidence, confidence_weight_init=confidence_weight_init,
-            confidence_bias_init=confidence_bias_init)
+        self._add_calibration(in_features, out_features, background_last, calibration)

@@ -56,43 +56,25 @@ class DisAlignConvSeg(nn.Conv2d):
     Args:
         in_channels (int): Channels of the feature that feeds ``conv_seg``.
         out_channels (int): Number of classes (output channels).
-        alpha_init (float): Initial magnitude. Defaults to 1.0 (identity).
-        beta_init (float): Initial margin. Defaults to 0.0.
-        use_magnitude (bool): Learn alpha. Defaults to True.
-        use_margin (bool): Learn beta. Defaults to True.
-        confidence (str): ``'input'`` (per pixel, the paper), ``'constant'``
-            or ``'none'``, see :class:`~disalign_mm.core.DisAlignCalibration`.
-            Defaults to ``'input'``.
-        confidence_weight_init (float): Initial confidence weight. Defaults
-            to 0.0 (sigma starts at sigmoid(confidence_bias_init)).
-        confidence_bias_init (float): Initial confidence bias. Defaults to
-            0.0 (sigma starts at 0.5).
+        calibration (dict, optional): Keyword arguments of
+            :class:`~disalign_mm.core.DisAlignCalibration` (``alpha_init``,
+            ``beta_init``, ``use_magnitude``, ``use_margin``,
+            ``confidence`` -- ``'input'`` is per pixel here --,
+            ``confidence_weight_init``, ``confidence_bias_init``). Defaults
+            to None: the identity start (alpha 1, beta 0, sigma 0.5).
     """
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
-                 alpha_init: float = 1.0,
-                 beta_init: float = 0.0,
-                 use_magnitude: bool = True,
-                 use_margin: bool = True,
-                 confidence: str = 'input',
-                 confidence_weight_init: float = 0.0,
-                 confidence_bias_init: float = 0.0) -> None:
+                 calibration: Optional[dict] = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size=1)
-        self.calibration = DisAlignCalibration(
-            out_channels,
-            in_channels,
-            alpha_init=alpha_init,
-            beta_init=beta_init,
-            use_magnitude=use_magnitude,
-            use_margin=use_margin,
-            confidence=confidence,
-            confidence_weight_init=confidence_weight_init,
-            confidence_bias_init=confidence_bias_init)
+        self.calibration = DisAlignCalibration(out_channels, in_channels,
+                                               **(calibration or {}))
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, **kwargs) -> 'DisAlignConvSeg':
+    def from_conv(cls, conv: nn.Conv2d,
+                  calibration: Optional[dict] = None) -> 'DisAlignConvSeg':
         """Replace a head's ``conv_seg``: same shape, its current weights."""
         if isinstance(conv, DisAlignConvSeg):
             raise TypeError('conv_seg already is a DisAlignConvSeg: DisAlign '
@@ -103,7 +85,7 @@ class DisAlignConvSeg(nn.Conv2d):
                 'DisAlign replaces conv_seg, which must be a 1x1 nn.Conv2d with '
                 f'bias (stride 1, groups 1); this head has {conv!r}. Heads '
                 'without such a conv_seg are not supported.')
-        new = cls(conv.in_channels, conv.out_channels, **kwargs)
+        new = cls(conv.in_channels, conv.out_channels, calibration)
         with torch.no_grad():
             new.weight.copy_(conv.weight)
             new.bias.copy_(conv.bias)
@@ -136,20 +118,20 @@ class DisAlignHeadMixin:
     GRW losses) describes as many classes as the head predicts.
 
     Args:
-        disalign (dict, optional): Arguments of :class:`DisAlignConvSeg`
+        calibration (dict, optional): Arguments of :class:`DisAlignConvSeg`
             (``alpha_init``, ``confidence``, ...). Defaults to None (the
             paper's calibration, starting from the identity).
         *args, **kwargs: The host head's arguments.
     """
 
-    def __init__(self, *args, disalign: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, *args, calibration: Optional[dict] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self, BaseDecodeHead):
             raise TypeError(f'{type(self).__name__}: DisAlignHeadMixin must be '
                             'combined with a BaseDecodeHead subclass')
         if not hasattr(self, 'conv_seg'):
             raise TypeError(f'{type(self).__name__} has no conv_seg to calibrate')
-        self.conv_seg = DisAlignConvSeg.from_conv(self.conv_seg, **(disalign or {}))
+        self.conv_seg = DisAlignConvSeg.from_conv(self.conv_seg, calibration)
         self._check_loss_classes()
 
     def _check_loss_classes(self) -> None:
@@ -172,7 +154,7 @@ class DisAlignHeadMixin:
 class DisAlignFCNHead(DisAlignHeadMixin, FCNHead):
     """:class:`~mmseg.models.decode_heads.FCNHead` with DisAlign on
     ``conv_seg``; see :class:`DisAlignHeadMixin` (extra argument
-    ``disalign=dict(...)``)."""
+    ``calibration=dict(...)``)."""
 
 
 @MODELS.register_module()
@@ -205,7 +187,7 @@ def disalign_head_class(base: Type[BaseDecodeHead]) -> Type[BaseDecodeHead]:
 
 
 @MODELS.register_module(name='DisAlignHead')
-def build_disalign_head(base_type: str, disalign: Optional[dict] = None,
+def build_disalign_head(base_type: str, calibration: Optional[dict] = None,
                         **kwargs) -> BaseDecodeHead:
     """Build any registered decode head with DisAlign, from a config::
 
@@ -213,11 +195,11 @@ def build_disalign_head(base_type: str, disalign: Optional[dict] = None,
 
     Args:
         base_type (str): Registered name of the decode head (mmseg MODELS).
-        disalign (dict, optional): See :class:`DisAlignHeadMixin`.
+        calibration (dict, optional): See :class:`DisAlignHeadMixin`.
         **kwargs: The decode head's own arguments.
     """
     base = MODELS.get(base_type)
     if base is None:
         raise KeyError(f'DisAlignHead: base_type={base_type!r} is not a '
                        'registered mmseg model')
-    return disalign_head_class(base)(disalign=disalign, **kwargs)
+    return disalign_head_class(base)(calibration=calibration, **kwargs)

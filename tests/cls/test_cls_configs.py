@@ -63,7 +63,7 @@ def test_stage2_changes_only_stage2_things_and_loads_stage1(path):
     cosine = 'cosine' in osp.basename(path)
     assert head.type == ('DisAlignCosineClsHead' if cosine else 'DisAlignLinearClsHead')
     assert head.loss == dict(type='GRWCrossEntropyLoss', rho=1.5 if cosine else 1.2)
-    assert (head.alpha_init, head.beta_init, head.confidence) == (1.0, 0.0, 'input')
+    assert head.calibration == dict(alpha_init=1.0, beta_init=0.0, confidence='input')
     assert s2.load_from is None and s2.resume is False
     assert [h['type'] for h in s2.custom_hooks] == ['ClassCountsHook', 'DisAlignFreezeHook']
     assert s2.model_wrapper_cfg == dict(type='MMDistributedDataParallel',

@@ -134,8 +134,8 @@ def test_predict_returns_calibrated_scores():
 
 @pytest.mark.parametrize('confidence', ['input', 'constant', 'none'])
 def test_ablation_switches_reach_the_calibration(confidence):
-    head = _linear_head(num_classes=4, in_channels=3, confidence=confidence,
-                        use_margin=False, alpha_init=2.0)
+    head = _linear_head(num_classes=4, in_channels=3, calibration=dict(
+        confidence=confidence, use_margin=False, alpha_init=2.0))
     assert head.disalign.confidence_mode == confidence
     names = {n for n, _ in head.named_parameters()}
     assert 'disalign.beta' not in names and 'disalign.alpha' in names
@@ -144,6 +144,6 @@ def test_ablation_switches_reach_the_calibration(confidence):
 
 def test_bad_head_arguments():
     with pytest.raises(ValueError, match='confidence must be one of'):
-        _linear_head(confidence='per-pixel')
+        _linear_head(calibration=dict(confidence='per-pixel'))
     with pytest.raises(ValueError, match='num_classes'):
         MODELS.build(dict(type='CosineClsHead', num_classes=0, in_channels=2))

@@ -53,7 +53,8 @@ def test_downstream_config_inherits_packaged_stage2(tmp_path):
     cfg_file = tmp_path / 'my_stage2.py'
     cfg_file.write_text(
         "_base_ = 'disalign_mm::fashion_mnist_lt/fmnist-lt_resnet-s_stage2_disalign.py'\n"
-        "model = dict(head=dict(alpha_init=2.0, confidence_weight_init=0.1))\n")
+        "model = dict(head=dict(calibration=dict(alpha_init=2.0, "
+        "confidence_weight_init=0.1)))\n")
     cfg = Config.fromfile(str(cfg_file))
     assert cfg.model.head.type == 'DisAlignLinearClsHead'
     assert cfg.model.head.loss == dict(type='GRWCrossEntropyLoss', rho=1.2)

@@ -59,9 +59,8 @@ def test_state_dict_is_the_plain_heads_plus_calibration():
 
 
 def test_init_weights_keeps_the_configured_calibration():
-    head = MODELS.build(fcn_cfg(disalign=dict(alpha_init=2.0, beta_init=0.5,
-                                              confidence_weight_init=0.1,
-                                              confidence_bias_init=-1.0)))
+    head = MODELS.build(fcn_cfg(calibration=dict(
+        alpha_init=2.0, beta_init=0.5, confidence_weight_init=0.1, confidence_bias_init=-1.0)))
     head.init_weights()
     cal = head.conv_seg.calibration
     assert torch.equal(cal.alpha, torch.full((K, ), 2.0))
