@@ -27,9 +27,12 @@ log() { echo "[setup_env $(date +%H:%M:%S)] $*"; }
 [ -x "$VENV/bin/python" ] || { log "creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
-log "base tools and torch (requirements/runtime.txt)"
+log "base tools, torch, torchvision, setuptools<82"
 "${PIP[@]}" install -q --upgrade pip wheel
-"${PIP[@]}" install -q -r requirements/runtime.txt
+# what the mmcv build needs first: torch (its headers) and a setuptools that
+# still has pkg_resources; the same pins as requirements/*.txt
+"${PIP[@]}" install -q -r requirements/runtime.txt -c requirements/mminstall.txt \
+  torchvision setuptools
 
 torch_version=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')
 py_tag=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
