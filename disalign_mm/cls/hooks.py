@@ -9,7 +9,6 @@ from mmpretrain.registry import DATASETS, HOOKS
 
 from ..core import GRWCrossEntropyLoss, grw_weights
 from ..engine.class_stats import ClassCounts, load_class_counts
-from ..engine.losses import GRWCrossEntropyLoss as EngineGRWLoss
 from .datasets import class_counts_of
 from .metrics import LongTailAccuracy
 
@@ -94,7 +93,7 @@ class ClassCountsHook(Hook):
         given = []
         for loss in losses:
             if loss.class_counts is not None:
-                src = getattr(loss, 'class_counts_source', None) or 'loss config'
+                src = loss.class_counts_source or 'loss config'
                 given.append((f'GRW loss ({src})',
                               ClassCounts(loss.class_counts.tolist(), source=src)))
         for m in metrics:
@@ -137,10 +136,7 @@ class ClassCountsHook(Hook):
 
         for loss in losses:
             if loss.class_counts is None:
-                if isinstance(loss, EngineGRWLoss):
-                    loss.set_class_counts(counts.counts, source=counts.source)
-                else:
-                    loss.set_class_counts(counts.counts)
+                loss.set_class_counts(counts.counts, source=counts.source)
         for m in metrics:
             if not m.has_counts:
                 m.set_class_counts(counts)

@@ -179,9 +179,10 @@ class GRWCrossEntropyLoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
         self.class_counts: Optional[torch.Tensor] = None
+        self.class_counts_source: Optional[str] = None
         self.register_buffer('class_weight', torch.empty(0), persistent=False)
         if class_counts is not None:
-            self.set_class_counts(class_counts)
+            self.set_class_counts(class_counts, source='the config (class_counts)')
 
     @property
     def loss_name(self) -> str:
@@ -192,10 +193,12 @@ class GRWCrossEntropyLoss(nn.Module):
         """Number of re-weighted classes, None before counts are set."""
         return None if self.class_counts is None else self.class_counts.numel()
 
-    def set_class_counts(self, counts: Counts) -> torch.Tensor:
-        """Set the class counts and recompute the weights; return them."""
+    def set_class_counts(self, counts: Counts, source: Optional[str] = None) -> torch.Tensor:
+        """Set the class counts (``source``: where they come from, for the
+        log) and recompute the weights; return them."""
         w = grw_weights(counts, self.rho, self.min_count)
         self.class_counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
+        self.class_counts_source = source
         if self.background_weight is not None:
             w = torch.cat([w, w.new_tensor([float(self.background_weight)])])
         self.class_weight = w.to(self.class_weight.device)

@@ -7,7 +7,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from disalign_mm.core import GRWCrossEntropyLoss as CoreGRWLoss
-from disalign_mm.engine import GRWCrossEntropyLoss as EngineGRWLoss
 from disalign_mm.engine.class_stats import ClassCounts, load_class_counts
 from .lvis_stats import LVIS_COUNT_FIELDS, lvis_class_counts
 
@@ -91,13 +90,10 @@ class LVISClassCountsHook(Hook):
             if loss.class_counts is not None:
                 raise ValueError(
                     f'{name}.loss_cls already has class counts (from '
-                    f'{getattr(loss, "class_counts_source", None) or "the config"}); '
+                    f'{loss.class_counts_source or "the config"}); '
                     'give them once: either in the loss config or through '
                     'LVISClassCountsHook.')
-            if isinstance(loss, EngineGRWLoss):
-                loss.set_class_counts(counts.counts, source=counts.source)
-            else:
-                loss.set_class_counts(counts.counts)
+            loss.set_class_counts(counts.counts, source=counts.source)
         runner.logger.info(
             f'LVISClassCountsHook: GRW counts ({counts.unit}) from {counts.source} '
             f'set in {[n for n, _ in heads]}')

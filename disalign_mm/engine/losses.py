@@ -33,18 +33,14 @@ class GRWCrossEntropyLoss(_CoreGRWLoss):
                  **kwargs) -> None:
         if class_counts_file is not None and class_counts is not None:
             raise ValueError('give class_counts or class_counts_file, not both')
-        super().__init__(**kwargs)
-        self.class_counts_source: Optional[str] = None
-        if class_counts is not None:
-            self.set_class_counts(class_counts, source='the config (class_counts)')
-        elif class_counts_file is not None:
+        super().__init__(class_counts=class_counts, **kwargs)
+        if class_counts_file is not None:
             cc = load_class_counts(class_counts_file)
             self.set_class_counts(cc.counts, source=cc.source)
 
     def set_class_counts(self, counts, source: Optional[str] = None):
-        w = super().set_class_counts(counts)
-        if source is not None:
-            self.class_counts_source = source
+        """As the core loss, and log the source and the weight range."""
+        w = super().set_class_counts(counts, source)
         fg = w[:self.num_classes]
         print_log(
             f'GRW (rho={self.rho}): {self.num_classes} classes, counts from '

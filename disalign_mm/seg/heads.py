@@ -140,7 +140,7 @@ class DisAlignHeadMixin:
         for loss in losses:
             n = getattr(loss, 'num_classes', None)
             if isinstance(n, int) and n != self.out_channels:
-                source = getattr(loss, 'class_counts_source', None)
+                source = loss.class_counts_source
                 raise ValueError(
                     f'{type(self).__name__}: {type(loss).__name__} has class '
                     f'counts for {n} classes'
