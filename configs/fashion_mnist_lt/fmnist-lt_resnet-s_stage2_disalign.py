@@ -24,7 +24,7 @@ resume = False
 
 # no random augmentation in stage 2: mmengine does not checkpoint the RNG
 # state, so only then does a resumed stage 2 end exactly where an
-# uninterrupted one does; the calibration (21 values on a frozen model) needs
+# uninterrupted one does; the calibration (85 values on a frozen model) needs
 # none
 train_dataloader = dict(dataset=dict(pipeline=[dict(type='PackInputs')]))
 
