@@ -4,6 +4,7 @@ import glob
 import pytest
 import torch
 from _tiny_runner import TinyModel, make_runner
+from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import _load_checkpoint
 
 FREEZE = dict(type='DisAlignFreezeHook')
@@ -89,3 +90,78 @@ def test_interrupted_stage2_resumes_to_the_same_calibration(stage1_ckpt, tmp_pat
     for name in CALIB:
         torch.testing.assert_close(resumed.model.state_dict()[name],
                                    full.model.state_dict()[name], rtol=0, atol=0)
+
+
+# ---- reinit: cRT re-initialises the classifier after loading stage 1 ----
+CRT = dict(type='DisAlignFreezeHook', trainable=[r'^fc\.'], reinit=[r'fc'])
+
+
+class _Snapshot(Hook):
+    """Records the classifier when training starts (after every other hook's
+    before_train)."""
+    priority = 'LOWEST'
+
+    def before_train(self, runner):
+        self.fc = {k: v.clone() for k, v in runner.model.fc.state_dict().items()}
+
+
+def test_reinit_resets_the_classifier_after_loading(stage1_ckpt, tmp_path):
+    snap = _Snapshot()
+    runner = make_runner(tmp_path, model=TinyModel(disalign=False), max_iters=3,
+                         hooks=[CRT], load_from=stage1_ckpt, log_level='INFO')
+    runner.register_hook(snap)
+    runner.train()
+    stage1 = _load_checkpoint(stage1_ckpt)['state_dict']
+    # at the start of training: the backbone is stage 1's, fc is new ...
+    assert not torch.equal(snap.fc['weight'], stage1['fc.weight'])
+    assert not torch.equal(snap.fc['bias'], stage1['fc.bias'])
+    # ... drawn by nn.Linear.reset_parameters: |w| <= 1/sqrt(fan_in)
+    assert snap.fc['weight'].abs().max() <= 8 ** -0.5
+    after = runner.model.state_dict()
+    for k in stage1:
+        if not k.startswith('fc.'):
+            assert torch.equal(after[k], stage1[k]), k
+    assert not torch.equal(after['fc.weight'], snap.fc['weight'])  # and then trained
+    log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
+    assert "DisAlignFreezeHook: re-initialised ['fc'] with reset_parameters()" in log
+    ckpt = _load_checkpoint(str(tmp_path / 'iter_3.pth'))
+    assert ckpt['meta']['disalign_mm_reinit'] == ['fc']
+
+
+def test_reinit_is_not_repeated_on_resume(stage1_ckpt, tmp_path):
+    tiny = dict(model=TinyModel(disalign=False), load_from=stage1_ckpt)
+    full = make_runner(tmp_path / 'full', max_iters=6, hooks=[CRT], **tiny)
+    full.train()
+    tiny = dict(model=TinyModel(disalign=False), load_from=stage1_ckpt)
+    make_runner(tmp_path / 'cut', max_iters=3, hooks=[CRT], **tiny).train()
+    resumed = make_runner(tmp_path / 'cut', model=TinyModel(disalign=False), max_iters=6,
+                          hooks=[CRT], resume=True)
+    resumed.train()
+    assert resumed.iter == 6
+    torch.testing.assert_close(resumed.model.fc.weight, full.model.fc.weight, rtol=0, atol=0)
+
+
+def test_reinit_refuses_to_resume_a_stage1_checkpoint(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path, model=TinyModel(disalign=False), hooks=[CRT],
+                         load_from=stage1_ckpt, resume=True)
+    with pytest.raises(RuntimeError, match='resume=True with reinit.*set resume=False'):
+        runner.train()
+
+
+def test_reinit_bad_patterns(stage1_ckpt, tmp_path):
+    hook = dict(CRT, reinit=['head\\.fc'])
+    runner = make_runner(tmp_path / 'a', model=TinyModel(disalign=False), hooks=[hook],
+                         load_from=stage1_ckpt)
+    with pytest.raises(RuntimeError, match=r"reinit pattern 'head\\\\.fc' matches no module.*"
+                       r"'backbone.3', 'fc', 'loss_module'"):
+        runner.train()
+    # fullmatch: 'f' does not match 'fc'
+    runner = make_runner(tmp_path / 'b', model=TinyModel(disalign=False),
+                         hooks=[dict(CRT, reinit=['f'])], load_from=stage1_ckpt)
+    with pytest.raises(RuntimeError, match="'f' matches no module"):
+        runner.train()
+    runner = make_runner(tmp_path / 'c', model=TinyModel(disalign=False),
+                         hooks=[dict(CRT, reinit=['backbone'])], load_from=stage1_ckpt)
+    with pytest.raises(RuntimeError, match=r"reinit matched \['backbone'\] \(Sequential\), "
+                       'which have no reset_parameters'):
+        runner.train()

@@ -1,4 +1,5 @@
-"""One source of class counts for the GRW loss and the Many/Medium/Few metric."""
+"""One source of class counts for the GRW loss, the logit-adjusted head and
+the Many/Medium/Few metric."""
 import os.path as osp
 from typing import List, Optional, Tuple
 
@@ -7,21 +8,23 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 from mmpretrain.registry import DATASETS, HOOKS
 
-from ..core import GRWCrossEntropyLoss, grw_weights
+from ..core import GRWCrossEntropyLoss, class_log_prior, grw_weights
 from ..engine.class_stats import ClassCounts, load_class_counts
 from .datasets import class_counts_of
+from .heads import LogitAdjustedClsHead
 from .metrics import LongTailAccuracy
 
 
 @HOOKS.register_module()
 class ClassCountsHook(Hook):
-    """Give the GRW loss(es) and the LongTailAccuracy metric(s) of a run the
-    same training class counts.
+    """Give the GRW loss(es), the LogitAdjustedClsHead(s) and the
+    LongTailAccuracy metric(s) of a run the same training class counts.
 
     Before the run (train, val or test), the counts are taken from, in order:
 
-    1. a GRW loss or metric that already has counts (``class_counts`` /
-       ``class_counts_file`` in its config) -- all such counts must agree;
+    1. a GRW loss, logit-adjusted head or metric that already has counts
+       (``class_counts`` / ``class_counts_file`` in its config) -- all such
+       counts must agree;
     2. ``class_counts_file`` of this hook;
     3. in a training run, the training data set (its labels are counted,
        no image is read); the result is cached as ``cache_file`` in the work
@@ -29,9 +32,9 @@ class ClassCountsHook(Hook):
     4. in a val/test run, that cache when it exists, otherwise the training
        data set built from ``train_dataloader.dataset`` of the config.
 
-    The counts are then set on every GRW loss and LongTailAccuracy metric
-    that has none. The log says where the counts came from and shows the
-    GRW weight range.
+    The counts are then set on every GRW loss, LogitAdjustedClsHead and
+    LongTailAccuracy metric that has none. The log says where the counts came
+    from and shows the GRW weight range and the logit adjustments.
 
     Args:
         class_counts_file (str, optional): A counts JSON to use when neither
@@ -89,13 +92,18 @@ class ClassCountsHook(Hook):
                            source=f'training set ({name}{", " + ann if ann else ""}, '
                            f'{int(counts.sum())} images)')
 
-    def _given(self, losses, metrics) -> List[Tuple[str, ClassCounts]]:
+    def _given(self, losses, heads, metrics) -> List[Tuple[str, ClassCounts]]:
         given = []
         for loss in losses:
             if loss.class_counts is not None:
                 src = loss.class_counts_source or 'loss config'
                 given.append((f'GRW loss ({src})',
                               ClassCounts(loss.class_counts.tolist(), source=src)))
+        for head in heads:
+            if head.class_counts is not None:
+                src = head.class_counts_source or 'head config'
+                given.append((f'LogitAdjustedClsHead ({src})',
+                              ClassCounts(head.class_counts.tolist(), source=src)))
         for m in metrics:
             if m.has_counts:
                 given.append((f'metric ({m.counts.source})', m.counts))
@@ -104,19 +112,20 @@ class ClassCountsHook(Hook):
     def before_run(self, runner) -> None:
         model = self._model(runner)
         losses = [m for m in model.modules() if isinstance(m, GRWCrossEntropyLoss)]
+        heads = [m for m in model.modules() if isinstance(m, LogitAdjustedClsHead)]
         metrics = self._metrics(runner)
         for m in metrics:
             m.work_dir = runner.log_dir
         num_classes = self._num_classes(model)
 
-        given = self._given(losses, metrics)
+        given = self._given(losses, heads, metrics)
         for what, cc in given[1:]:
             if [float(x) for x in cc.counts] != [float(x) for x in given[0][1].counts]:
                 raise ValueError(
                     f'ClassCountsHook: the {given[0][0]} and the {what} have '
-                    'different class counts; the GRW weights and the '
-                    'Many/Medium/Few groups must come from the same counts. '
-                    'Give the counts in one place only.')
+                    'different class counts; the GRW weights, the logit '
+                    'adjustment and the Many/Medium/Few groups must come from '
+                    'the same counts. Give the counts in one place only.')
         training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
         cache = osp.join(runner.work_dir, self.cache_file)
         if given:
@@ -137,6 +146,9 @@ class ClassCountsHook(Hook):
         for loss in losses:
             if loss.class_counts is None:
                 loss.set_class_counts(counts.counts, source=counts.source)
+        for head in heads:
+            if head.class_counts is None:
+                head.set_class_counts(counts.counts, source=counts.source)
         for m in metrics:
             if not m.has_counts:
                 m.set_class_counts(counts)
@@ -150,6 +162,11 @@ class ClassCountsHook(Hook):
             w = grw_weights(loss.class_counts, loss.rho, loss.min_count)
             msg += (f'; GRW rho={loss.rho} weights {w.min().item():.4g} '
                     f'(most frequent) to {w.max().item():.4g} (rarest)')
+        for head in heads:
+            adj = -head.tau * class_log_prior(head.class_counts)
+            msg += (f'; logit adjustment tau={head.tau}: -tau*log(prior) from '
+                    f'{adj.min().item():+.4g} (most frequent) to {adj.max().item():+.4g} '
+                    '(rarest)')
         if metrics:
             m = metrics[0]
             groups = m._group_indices(len(c)) if m.groups is None else m.groups

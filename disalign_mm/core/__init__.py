@@ -2,8 +2,10 @@
 from .calibration import CONFIDENCE_MODES, DisAlignCalibration
 from .cosine import CosineLinear
 from .grw import GRWCrossEntropyLoss, grw_cross_entropy, grw_weights
+from .posthoc import class_log_prior, logit_adjust, tau_normalize
 
 __all__ = [
     'CONFIDENCE_MODES', 'DisAlignCalibration', 'CosineLinear',
-    'GRWCrossEntropyLoss', 'grw_cross_entropy', 'grw_weights'
+    'GRWCrossEntropyLoss', 'grw_cross_entropy', 'grw_weights', 'tau_normalize', 'logit_adjust',
+    'class_log_prior'
 ]

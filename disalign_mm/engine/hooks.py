@@ -3,6 +3,7 @@ fixed representation (frozen weights *and* frozen BatchNorm statistics)."""
 import re
 from typing import List, Optional, Sequence
 
+from mmengine.dist import broadcast
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -46,6 +47,15 @@ class DisAlignFreezeHook(Hook):
     ``model_wrapper_cfg=dict(type='MMDistributedDataParallel',
     find_unused_parameters=True)``.
 
+    ``reinit`` serves second stages that learn a classifier afresh on the
+    frozen representation (Decouple's cRT): after the stage-1 checkpoint was
+    loaded, the matched modules get their ``reset_parameters()`` (then rank
+    0's values are broadcast, so every rank starts equal). A stage 2 that resumes its
+    own checkpoint is not re-initialised again: the checkpoints this hook
+    saves record the re-initialised modules (``meta['disalign_mm_reinit']``),
+    and resuming a checkpoint without that record (a stage-1 one) with
+    ``reinit`` is an error.
+
     Args:
         trainable (Sequence[str], optional): Regular expressions
             (``re.search`` on the full parameter name); the parameters that
@@ -55,6 +65,13 @@ class DisAlignFreezeHook(Hook):
             loaded checkpoint. Defaults to True.
         log_names (int): At most this many trainable names are logged.
             Defaults to 20.
+        reinit (Sequence[str], optional): Regular expressions matched with
+            ``re.fullmatch`` against module names (e.g. ``['head\\.fc']``);
+            every matched module is re-initialised with its
+            ``reset_parameters()`` before training starts, after the
+            checkpoint was loaded. A pattern that matches no module, or a
+            matched module without ``reset_parameters()``, is an error.
+            Defaults to None: nothing is re-initialised.
     """
 
     priority = 'VERY_HIGH'
@@ -62,13 +79,19 @@ class DisAlignFreezeHook(Hook):
     def __init__(self,
                  trainable: Optional[Sequence[str]] = None,
                  require_checkpoint: bool = True,
-                 log_names: int = 20) -> None:
+                 log_names: int = 20,
+                 reinit: Optional[Sequence[str]] = None) -> None:
         if isinstance(trainable, str):
             trainable = [trainable]
         self.trainable = None if trainable is None else list(trainable)
         self.require_checkpoint = require_checkpoint
         self.log_names = log_names
+        if isinstance(reinit, str):
+            reinit = [reinit]
+        self.reinit = None if reinit is None else list(reinit)
+        self._reinit_pats = [re.compile(p) for p in self.reinit or []]
         self._frozen_modules: List[nn.Module] = []
+        self._loaded_meta: Optional[dict] = None
 
     def _select(self, model: nn.Module) -> List[str]:
         names = [n for n, _ in model.named_parameters()]
@@ -140,7 +163,63 @@ class DisAlignFreezeHook(Hook):
                 'stage-1 checkpoint (e.g. --cfg-options load_from=work_dirs/'
                 'stage1/epoch_90.pth). No checkpoint was loaded, so the frozen '
                 'representation would be random.')
+        if self._reinit_pats:
+            self._reinit(runner)
         self._set_eval()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        self._loaded_meta = meta if isinstance(meta, dict) else {}
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._reinit_pats:
+            checkpoint.setdefault('meta', {})['disalign_mm_reinit'] = list(self.reinit)
+
+    def _reinit_modules(self, model: nn.Module) -> List[str]:
+        named = [(n, m) for n, m in model.named_modules() if n]
+        chosen = []
+        for pat, src in zip(self._reinit_pats, self.reinit):
+            hits = [n for n, _ in named if pat.fullmatch(n)]
+            if not hits:
+                raise RuntimeError(
+                    f'DisAlignFreezeHook: reinit pattern {src!r} matches no module name '
+                    f'(re.fullmatch); e.g. the model has {[n for n, _ in named][-8:]}')
+            chosen += [n for n in hits if n not in chosen]
+        mods = dict(named)
+        bad = [n for n in chosen if not callable(getattr(mods[n], 'reset_parameters', None))]
+        if bad:
+            raise RuntimeError(
+                f'DisAlignFreezeHook: reinit matched {bad} '
+                f'({", ".join(type(mods[n]).__name__ for n in bad)}), which have no '
+                'reset_parameters(); match the layers themselves (e.g. r"head\\.fc"), '
+                'not their containers')
+        return chosen
+
+    def _reinit(self, runner) -> None:
+        model = _unwrap(runner.model)
+        chosen = self._reinit_modules(model)
+        resumed = getattr(runner, '_resume', False) and getattr(runner, '_has_loaded', False)
+        if resumed:
+            if 'disalign_mm_reinit' not in (self._loaded_meta or {}):
+                raise RuntimeError(
+                    'resume=True with reinit: the resumed checkpoint was not saved by a '
+                    'stage 2 that re-initialised its classifier (it is a stage-1 '
+                    'checkpoint?); resuming it would restore the stage-1 optimizer and '
+                    'counters. To start stage 2 from it set resume=False (keep '
+                    'load_from); to continue an interrupted stage 2, resume from one of '
+                    'its checkpoints.')
+            runner.logger.info(
+                f'DisAlignFreezeHook: resumed a stage-2 checkpoint, {chosen} keep their '
+                'trained values (re-initialised when this stage 2 started)')
+            return
+        mods = dict(model.named_modules())
+        for name in chosen:
+            mods[name].reset_parameters()
+            for t in list(mods[name].parameters()) + list(mods[name].buffers()):
+                broadcast(t.data, src=0)
+        runner.logger.info(
+            f'DisAlignFreezeHook: re-initialised {chosen} with reset_parameters() '
+            f'(reinit={self.reinit}), after loading the checkpoint')
 
     def _set_eval(self) -> None:
         for m in self._frozen_modules:
