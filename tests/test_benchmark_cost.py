@@ -56,6 +56,8 @@ def test_tool_reports_timings_ratios_and_trainable_count(host, tmp_path, capsys)
     assert r['stage2_over_infer'] == pytest.approx(r['stage2_ms'] / r['infer_ms'])
     assert r['stage2_over_stage1'] == pytest.approx(r['stage2_ms'] / r['stage1_ms'])
     assert r['meets_target'] == (r['stage2_over_infer'] <= 1.3)
+    if host == 'det':  # scored like a trained detector: it keeps detections
+        assert r['det_fg_classes'] == 3 and r['detections_per_image'] > 0
 
     # the trainable count is that of the calibration of the stage-2 model
     args = sc.parse_args(argv)
@@ -84,6 +86,11 @@ def test_freeze_is_the_hooks():
     s1 = model1.state_dict()
     assert all(torch.equal(v, s1[k]) for k, v in model2.state_dict().items() if k in s1)
     assert all(p.requires_grad for p in model1.parameters())
+
+
+def test_det_fg_classes_must_leave_a_class_out():
+    with pytest.raises(ValueError, match='det_fg_classes=5 must be in'):
+        sc.build_models('det', 5, (64, 64), 18, None, det_bg_logit=10.0, det_fg_classes=5)
 
 
 def test_bad_host_is_refused():

@@ -280,8 +280,10 @@ def test_new_config_loads_builds_and_takes_a_stage1_model(path):
                                   reinit=[r'head\.fc'])
         else:
             assert head.type == 'DisAlignLinearClsHead'
-            assert head.calibration == dict(alpha_init=1.0, use_margin=False,
+            # the DisAlign stage 2 with margin and confidence off, plain CE
+            assert head.calibration == dict(alpha_init=1.0, beta_init=0.0, use_margin=False,
                                             confidence='none')
+            assert head.loss == dict(type='CrossEntropyLoss', loss_weight=1.0)
             assert freeze == dict(type='DisAlignFreezeHook')
     else:
         # post-hoc: the stage-1 config with another head, test only

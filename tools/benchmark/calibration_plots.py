@@ -35,6 +35,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _seeds(result: dict) -> List[str]:
     return [str(s) for s in result['meta']['seeds']]
 
@@ -56,10 +63,7 @@ def plot_calibration(result: dict, path: str) -> str:
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
     fig.suptitle('DisAlign calibration vs class frequency (Fashion-MNIST-LT)', fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_per_class(result: dict, path: str) -> str:
@@ -85,10 +89,7 @@ def plot_per_class(result: dict, path: str) -> str:
     ax.set_yticks(range(0, 101, 20))
     ax.legend(fontsize=8, ncol=len(PER_CLASS_METHODS), loc='upper center')
     ax.set_title(f'Per-class accuracy, seed {s}', fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_sigma(result: dict, path: str) -> str:
@@ -104,10 +105,7 @@ def plot_sigma(result: dict, path: str) -> str:
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title('DisAlign confidence score', fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def make_plots(result: dict, out_dir: str) -> List[str]:
