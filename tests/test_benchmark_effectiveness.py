@@ -125,6 +125,8 @@ def test_hyper_parameters_come_from_validation_only(monkeypatch):
             score = 99.0 if built[-1] == {'lr': 0.01, 'rho': 0.5} else 1.0
         return dict(metrics=dict(top1=score), per_class=[score] * 10, groups={})
 
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')  # what an earlier test may leave behind
     monkeypatch.setattr(eff, 'build_head', build_head)
     monkeypatch.setattr(eff, 'evaluate', evaluate)
     method = next(m for m in eff.METHODS if m.key == 'disalign')

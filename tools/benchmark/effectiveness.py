@@ -489,6 +489,8 @@ def _quiet():
 
 def run_method(method: Method, data: Dict[str, dict], seed: int, options: dict,
                args) -> dict:
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')  # the registries the configs name
     cfg, head_cfg = method_config(method, options)
     counts = torch.bincount(data['train']['labels'], minlength=head_cfg['num_classes'])
     evaluator = cfg.val_evaluator
