@@ -15,7 +15,7 @@ test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # DisAlign vs cRT / LWS / tau-norm / logit adjustment, the paper's ablations,
-# 3 seeds on Fashion-MNIST-LT (about 12 minutes on 2 cores); rewrites
+# 3 seeds on Fashion-MNIST-LT (about 11 minutes on 2 cores); rewrites
 # tools/benchmark/results/ and the README's results section
 benchmark: install
 	$(PY) tools/benchmark/effectiveness.py --out-dir tools/benchmark/results --readme README.md
