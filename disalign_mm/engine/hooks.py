@@ -93,8 +93,10 @@ class DisAlignFreezeHook(Hook):
         self._frozen_modules: List[nn.Module] = []
         self._loaded_meta: Optional[dict] = None
 
-    def _select(self, model: nn.Module) -> List[str]:
-        names = [n for n, _ in model.named_parameters()]
+    def select_trainable(self, model: nn.Module) -> List[str]:
+        """Names of the parameters this hook leaves trainable in ``model``
+        (the calibration's, or those matching ``trainable``); an error when
+        there is none."""
         if self.trainable is None:
             chosen = calibration_param_names(model)
             if not chosen:
@@ -102,14 +104,19 @@ class DisAlignFreezeHook(Hook):
                     'DisAlignFreezeHook: the model has no DisAlign calibration '
                     'module, so nothing would train in stage 2. Use a DisAlign '
                     'head in the stage-2 config, or pass trainable=[regex].')
-        else:
-            pats = [re.compile(p) for p in self.trainable]
-            chosen = [n for n in names if any(p.search(n) for p in pats)]
-            if not chosen:
-                raise RuntimeError(
-                    f'DisAlignFreezeHook: no parameter name matches trainable='
-                    f'{self.trainable}; e.g. the model has {names[:5]}')
-        if len(chosen) == len(names):
+            return chosen
+        names = [n for n, _ in model.named_parameters()]
+        pats = [re.compile(p) for p in self.trainable]
+        chosen = [n for n in names if any(p.search(n) for p in pats)]
+        if not chosen:
+            raise RuntimeError(
+                f'DisAlignFreezeHook: no parameter name matches trainable='
+                f'{self.trainable}; e.g. the model has {names[:5]}')
+        return chosen
+
+    def _select(self, model: nn.Module) -> List[str]:
+        chosen = self.select_trainable(model)
+        if len(chosen) == sum(1 for _ in model.parameters()):
             raise RuntimeError(
                 'DisAlignFreezeHook: every parameter of the model would train, '
                 'so nothing would be frozen; stage 2 trains the calibration '
@@ -175,10 +182,13 @@ class DisAlignFreezeHook(Hook):
         if self._reinit_pats:
             checkpoint.setdefault('meta', {})['disalign_mm_reinit'] = list(self.reinit)
 
-    def _reinit_modules(self, model: nn.Module) -> List[str]:
+    def reinit_modules(self, model: nn.Module) -> List[str]:
+        """Names of the modules ``reinit`` matches in ``model``; an error
+        for a pattern that matches none or a module without
+        ``reset_parameters()``."""
         named = [(n, m) for n, m in model.named_modules() if n]
         chosen = []
-        for pat, src in zip(self._reinit_pats, self.reinit):
+        for pat, src in zip(self._reinit_pats, self.reinit or []):
             hits = [n for n, _ in named if pat.fullmatch(n)]
             if not hits:
                 raise RuntimeError(
@@ -197,7 +207,7 @@ class DisAlignFreezeHook(Hook):
 
     def _reinit(self, runner) -> None:
         model = _unwrap(runner.model)
-        chosen = self._reinit_modules(model)
+        chosen = self.reinit_modules(model)
         resumed = getattr(runner, '_resume', False) and getattr(runner, '_has_loaded', False)
         if resumed:
             if 'disalign_mm_reinit' not in (self._loaded_meta or {}):

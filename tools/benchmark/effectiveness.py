@@ -386,29 +386,22 @@ def build_head(head_cfg: dict, hp: Dict[str, float], state: dict, counts: torch.
 def train_head(cfg, head, hook: dict, trainable: Optional[List[str]], sampler_cfg: dict,
                feats: torch.Tensor, labels: torch.Tensor, lr: float, seed: int) -> None:
     """Stage 2 of a config on fixed features: the config's optimizer,
-    schedule, sampler and batch size; the parameters DisAlignFreezeHook
-    would train, after re-initialising what it re-initialises."""
-    import re
-
+    schedule, sampler and batch size; the parameters the config's
+    DisAlignFreezeHook trains, after re-initialising what it re-initialises."""
     from mmengine.registry import OPTIMIZERS, PARAM_SCHEDULERS
     from mmpretrain.registry import DATA_SAMPLERS
 
-    from disalign_mm.engine import calibration_param_names
-    holder = torch.nn.Module()
+    from disalign_mm.engine import DisAlignFreezeHook
+    hook_args = {k: v for k, v in hook.items() if k != 'type'}
+    if trainable is not None:
+        hook_args['trainable'] = trainable
+    freeze = DisAlignFreezeHook(**hook_args)
+    holder = torch.nn.Module()  # names as in the model: head.*
     holder.head = head
-    pats = trainable if trainable is not None else hook.get('trainable')
-    if pats is None:
-        chosen = set(calibration_param_names(holder))
-    else:
-        pats = [pats] if isinstance(pats, str) else pats
-        chosen = {n for n, _ in holder.named_parameters()
-                  if any(re.search(p, n) for p in pats)}
-    if not chosen:
-        raise RuntimeError('nothing to train in this method')
-    for pat in hook.get('reinit') or []:
-        for name, mod in holder.named_modules():
-            if re.fullmatch(pat, name):
-                mod.reset_parameters()
+    chosen = set(freeze.select_trainable(holder))
+    modules = dict(holder.named_modules())
+    for name in freeze.reinit_modules(holder):
+        modules[name].reset_parameters()
     params = [p for n, p in holder.named_parameters() if n in chosen]
     for n, p in holder.named_parameters():
         p.requires_grad_(n in chosen)
