@@ -42,6 +42,10 @@ def test_stage1_is_mmseg_and_stage2_changes_only_the_head(stem, algo, head, dept
     assert s1.val_evaluator.type == 'HeadBodyTailIoUMetric'
     assert s1.model.backbone.depth == depth and s1.train_cfg.max_iters == 160000
 
+    # the model is stage 1's apart from the decode head (and no auxiliary head)
+    for key in set(s1.model) | set(s2.model):
+        if key not in ('decode_head', 'auxiliary_head'):
+            assert plain(s2.model.get(key)) == plain(s1.model.get(key)), key
     assert s2.model.decode_head.type == head
     loss = s2.model.decode_head.loss_decode
     assert (loss.type, loss.rho, loss.class_counts, loss.avg_mode) == \
