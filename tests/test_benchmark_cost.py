@@ -10,7 +10,7 @@ import os.path as osp
 import pytest
 import torch
 
-from disalign_mm.engine import calibration_param_names
+from disalign_mm.engine import calibration_param_names, select_trainable
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'benchmark', 'stage2_cost.py')
@@ -79,7 +79,7 @@ def test_freeze_is_the_hooks():
     model2.train()
     hook.before_train_iter(runner, 0)
     trainable = {n for n, p in model2.named_parameters() if p.requires_grad}
-    assert trainable == set(calibration_param_names(model2)) == set(hook._select(model2))
+    assert trainable == set(calibration_param_names(model2)) == set(select_trainable(model2))
     assert not model2.backbone.training and not model2.neck.training
     assert model2.head.disalign.training
     # stage 2 starts from the stage-1 weights

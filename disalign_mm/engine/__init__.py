@@ -3,12 +3,14 @@
 hook, safe checkpoint loading and class statistics."""
 from . import checkpoint
 from .class_stats import ClassCounts, count_groups, explicit_groups, load_class_counts, ratio_groups
-from .hooks import DisAlignFreezeHook, calibration_param_names
+from .freeze import FrozenStage2, calibration_param_names, freeze_stage2, select_trainable
+from .hooks import DisAlignFreezeHook
 from .losses import GRWCrossEntropyLoss
 
 checkpoint.install()
 
 __all__ = [
     'ClassCounts', 'count_groups', 'explicit_groups', 'load_class_counts', 'ratio_groups',
-    'DisAlignFreezeHook', 'calibration_param_names', 'GRWCrossEntropyLoss'
+    'DisAlignFreezeHook', 'calibration_param_names', 'GRWCrossEntropyLoss',
+    'FrozenStage2', 'freeze_stage2', 'select_trainable'
 ]

@@ -5,26 +5,12 @@ from typing import List, Optional, Sequence
 
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
-from ..core import DisAlignCalibration
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if is_model_wrapper(model) else model
-
-
-def calibration_param_names(model: nn.Module) -> List[str]:
-    """Names of the parameters of every :class:`DisAlignCalibration`."""
-    names = []
-    for mod_name, mod in model.named_modules():
-        if isinstance(mod, DisAlignCalibration):
-            prefix = f'{mod_name}.' if mod_name else ''
-            names += [prefix + n for n, _ in mod.named_parameters()]
-    return names
+from .freeze import FrozenStage2, calibration_param_names, freeze_stage2, select_trainable
+from .utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -90,63 +76,19 @@ class DisAlignFreezeHook(Hook):
             reinit = [reinit]
         self.reinit = None if reinit is None else list(reinit)
         self._reinit_pats = [re.compile(p) for p in self.reinit or []]
-        self._frozen_modules: List[nn.Module] = []
+        self._frozen: Optional[FrozenStage2] = None
         self._loaded_meta: Optional[dict] = None
 
     def select_trainable(self, model: nn.Module) -> List[str]:
         """Names of the parameters this hook leaves trainable in ``model``
-        (the calibration's, or those matching ``trainable``); an error when
-        there is none."""
-        if self.trainable is None:
-            chosen = calibration_param_names(model)
-            if not chosen:
-                raise RuntimeError(
-                    'DisAlignFreezeHook: the model has no DisAlign calibration '
-                    'module, so nothing would train in stage 2. Use a DisAlign '
-                    'head in the stage-2 config, or pass trainable=[regex].')
-            return chosen
-        names = [n for n, _ in model.named_parameters()]
-        pats = [re.compile(p) for p in self.trainable]
-        chosen = [n for n in names if any(p.search(n) for p in pats)]
-        if not chosen:
-            raise RuntimeError(
-                f'DisAlignFreezeHook: no parameter name matches trainable='
-                f'{self.trainable}; e.g. the model has {names[:5]}')
-        return chosen
-
-    def _select(self, model: nn.Module) -> List[str]:
-        chosen = self.select_trainable(model)
-        if len(chosen) == sum(1 for _ in model.parameters()):
-            raise RuntimeError(
-                'DisAlignFreezeHook: every parameter of the model would train, '
-                'so nothing would be frozen; stage 2 trains the calibration '
-                'only. Check the trainable patterns.')
-        return chosen
+        (see :func:`~disalign_mm.engine.freeze.select_trainable`)."""
+        return select_trainable(model, self.trainable)
 
     def before_run(self, runner) -> None:
-        model = _unwrap(runner.model)
-        chosen = set(self._select(model))
-        n_train = n_total = 0
-        for name, p in model.named_parameters():
-            p.requires_grad_(name in chosen)
-            n_total += p.numel()
-            n_train += p.numel() if name in chosen else 0
-        # the top-most modules whose sub-tree has nothing trainable
-        frozen = {
-            n: m for n, m in model.named_modules()
-            if not any(p.requires_grad for p in m.parameters())
-        }
-        self._frozen_modules = [
-            m for n, m in frozen.items() if n and n.rpartition('.')[0] not in frozen
-        ]
-        shown = sorted(chosen)[:self.log_names]
-        more = len(chosen) - len(shown)
-        runner.logger.info(
-            f'DisAlignFreezeHook: {len(chosen)} parameter tensors '
-            f'({n_train:,} of {n_total:,} values, {100 * n_train / n_total:.3g}%) '
-            f'train; the rest is frozen, in eval mode. '
-            f'Trainable: {shown}' + (f' and {more} more' if more > 0 else ''))
-        self._check_resume(runner, chosen)
+        model = unwrap_model(runner.model)
+        self._frozen = freeze_stage2(model, self.trainable)
+        runner.logger.info(f'DisAlignFreezeHook: {self._frozen.summary(self.log_names)}')
+        self._check_resume(runner, set(self._frozen.trainable))
 
     def _check_resume(self, runner, chosen) -> None:
         load_from = getattr(runner, '_load_from', None)
@@ -206,7 +148,7 @@ class DisAlignFreezeHook(Hook):
         return chosen
 
     def _reinit(self, runner) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         chosen = self.reinit_modules(model)
         resumed = getattr(runner, '_resume', False) and getattr(runner, '_has_loaded', False)
         if resumed:
@@ -232,8 +174,8 @@ class DisAlignFreezeHook(Hook):
             f'(reinit={self.reinit}), after loading the checkpoint')
 
     def _set_eval(self) -> None:
-        for m in self._frozen_modules:
-            m.eval()
+        if self._frozen is not None:
+            self._frozen.set_eval()
 
     def before_train_epoch(self, runner) -> None:
         self._set_eval()

@@ -1,0 +1,115 @@
+"""Stage-2 freezing as a plain function.
+
+:func:`freeze_stage2` is the one implementation: :class:`DisAlignFreezeHook`
+calls it in a Runner, the benchmark tools call it on a bare model.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+from torch import nn
+
+from ..core import DisAlignCalibration
+
+
+def calibration_param_names(model: nn.Module) -> List[str]:
+    """Names of the parameters of every :class:`DisAlignCalibration`."""
+    names = []
+    for mod_name, mod in model.named_modules():
+        if isinstance(mod, DisAlignCalibration):
+            prefix = f'{mod_name}.' if mod_name else ''
+            names += [prefix + n for n, _ in mod.named_parameters()]
+    return names
+
+
+def select_trainable(model: nn.Module, trainable: Optional[Sequence[str]] = None) -> List[str]:
+    """Names of the parameters that stay trainable in stage 2.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+        trainable (Sequence[str], optional): Regular expressions
+            (``re.search`` on the full parameter name). Defaults to None: the
+            parameters of every :class:`~disalign_mm.core.DisAlignCalibration`.
+
+    Raises:
+        RuntimeError: Nothing would train, or everything would.
+    """
+    if isinstance(trainable, str):
+        trainable = [trainable]
+    names = [n for n, _ in model.named_parameters()]
+    if trainable is None:
+        chosen = calibration_param_names(model)
+        if not chosen:
+            raise RuntimeError(
+                'stage 2: the model has no DisAlign calibration module, so nothing '
+                'would train. Use a DisAlign head in the stage-2 config, or pass '
+                'trainable=[regex].')
+    else:
+        pats = [re.compile(p) for p in trainable]
+        chosen = [n for n in names if any(p.search(n) for p in pats)]
+        if not chosen:
+            raise RuntimeError(f'stage 2: no parameter name matches trainable='
+                               f'{list(trainable)}; e.g. the model has {names[:5]}')
+    if len(chosen) == len(names):
+        raise RuntimeError(
+            'stage 2: every parameter of the model would train, so nothing would be '
+            'frozen; stage 2 trains the calibration only. Check the trainable patterns.')
+    return chosen
+
+
+@dataclass
+class FrozenStage2:
+    """What :func:`freeze_stage2` did.
+
+    Attributes:
+        trainable (list[str]): Parameters left trainable.
+        frozen_modules (list[str]): The top-most modules whose whole sub-tree
+            is frozen; :meth:`set_eval` keeps them in eval mode.
+        num_trainable (int): Values (not tensors) that train.
+        num_total (int): Values of the whole model.
+    """
+    trainable: List[str]
+    frozen_modules: List[str]
+    num_trainable: int
+    num_total: int
+    _modules: List[nn.Module] = field(default_factory=list, repr=False)
+
+    def set_eval(self) -> None:
+        """Put the frozen modules in eval mode (BatchNorm statistics and
+        dropout fixed). Call it after every ``model.train()``."""
+        for m in self._modules:
+            m.eval()
+
+    def summary(self, max_names: int = 20) -> str:
+        shown = sorted(self.trainable)[:max_names]
+        more = len(self.trainable) - len(shown)
+        pct = 100 * self.num_trainable / max(self.num_total, 1)
+        return (f'{len(self.trainable)} parameter tensors ({self.num_trainable:,} of '
+                f'{self.num_total:,} values, {pct:.3g}%) train; the rest is frozen, in '
+                f'eval mode. Trainable: {shown}' + (f' and {more} more' if more > 0 else ''))
+
+
+def freeze_stage2(model: nn.Module, trainable: Optional[Sequence[str]] = None) -> FrozenStage2:
+    """Freeze ``model`` for stage 2: ``requires_grad=False`` on every parameter
+    :func:`select_trainable` does not choose, and eval mode on every module
+    whose sub-tree has nothing trainable (so BatchNorm statistics and dropout
+    stay fixed: the stage-1 representation really is frozen).
+
+    Returns:
+        FrozenStage2: what was frozen; call its :meth:`~FrozenStage2.set_eval`
+        after each ``model.train()``.
+    """
+    chosen = set(select_trainable(model, trainable))
+    n_train = n_total = 0
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in chosen)
+        n_total += p.numel()
+        n_train += p.numel() if name in chosen else 0
+    frozen = {
+        n: m for n, m in model.named_modules()
+        if not any(p.requires_grad for p in m.parameters())
+    }
+    top = [n for n in frozen if n and n.rpartition('.')[0] not in frozen]
+    result = FrozenStage2(sorted(chosen), top, n_train, n_total, [frozen[n] for n in top])
+    result.set_eval()
+    return result
