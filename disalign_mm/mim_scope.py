@@ -1,20 +1,31 @@
-"""Make ``_base_ = 'disalign_mm::<path under configs>'`` work in mmengine.
+"""Make ``disalign_mm`` an OpenMMLab codebase for mmengine and mim.
 
-mmengine resolves ``pkg::path`` bases only for the packages of its fixed
-table ``mmengine.config.utils.MODULE2PACKAGE``, and finds the package through
-``pkg_resources`` (which, for an editable install, points at site-packages,
-not at the source tree holding ``.mim/``). Base configs are resolved before
-any ``custom_imports`` run, so the fix must be in place at interpreter start.
+* ``_base_ = 'disalign_mm::<path under configs>'``: mmengine resolves
+  ``pkg::path`` bases only for the packages of its fixed table
+  ``mmengine.config.utils.MODULE2PACKAGE``, and finds the package through
+  ``pkg_resources`` (which, for an editable install, points at
+  site-packages, not at the source tree holding ``.mim/``). Base configs are
+  resolved before any ``custom_imports`` run, so the fix must be in place at
+  interpreter start.
+* ``mim search disalign_mm`` and ``mim run disalign_mm <tool>``: mim finds a
+  package's ``.mim/model-index.yml`` and ``.mim/tools/`` under
+  ``mim.utils.get_installed_path``, which for an editable install points at
+  a ``site-packages/disalign_mm`` that does not exist; and ``mim run PKG -h``
+  accepts only the packages of its own list
+  (``mim.click.get_official_package``).
 
 ``disalign_mm-mim.pth`` in site-packages calls :func:`install`. A wheel
 installs that file; an editable install (PEP 660 editable wheels carry no
 such file) gets it from ``python -m disalign_mm.mim_scope``, which
-``make install`` runs. :func:`install` which only adds a post-import patch to ``sys.meta_path``:
-nothing is imported at start-up. When mmengine's config modules load, the
-patch adds ``disalign_mm`` to the table, answers
+``make install`` runs. :func:`install` only adds a post-import patch to
+``sys.meta_path``: nothing is imported at start-up. When mmengine's config
+modules load, the patch adds ``disalign_mm`` to the table, answers
 ``get_installed_path('disalign_mm')`` with this package's directory, and
 leaves the dicts of ``disalign_mm::`` bases without a ``_scope_`` (they are
-host configs: their ``default_scope`` says which registry builds them).
+host configs: their ``default_scope`` says which registry builds them). When
+mim's modules load, it answers mim's ``get_installed_path('disalign_mm')``
+the same way and adds ``disalign_mm`` to mim's list of codebases. Other
+packages are passed through unchanged.
 """
 import importlib.abc
 import importlib.machinery
@@ -24,6 +35,8 @@ import sysconfig
 
 PACKAGE = 'disalign_mm'
 _UTILS, _CONFIG = 'mmengine.config.utils', 'mmengine.config.config'
+_MIM_UTILS, _MIM_CLICK = 'mim.utils.utils', 'mim.click.autocompletion'
+_PATCHED = (_UTILS, _CONFIG, _MIM_UTILS, _MIM_CLICK)
 
 
 def package_root() -> str:
@@ -31,19 +44,47 @@ def package_root() -> str:
     return osp.dirname(osp.abspath(__file__))
 
 
-def _patch(module) -> None:
-    if module.__name__ == _UTILS:
-        module.MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
-        return
+def _patch_installed_path(module) -> bool:
+    """``module.get_installed_path('disalign_mm')`` -> :func:`package_root`;
+    False when it was patched already."""
     original = module.get_installed_path
     if getattr(original, '_disalign_mm', False):
-        return
+        return False
 
     def get_installed_path(package: str) -> str:
         return package_root() if package == PACKAGE else original(package)
 
     get_installed_path._disalign_mm = True
+    get_installed_path.__doc__ = original.__doc__
     module.get_installed_path = get_installed_path
+    return True
+
+
+def _patch_official_packages(module) -> None:
+    """``mim.click.get_official_package()`` also lists ``disalign_mm``."""
+    original = module.get_official_package
+    if getattr(original, '_disalign_mm', False):
+        return
+
+    def get_official_package(*args, **kwargs):
+        return list(original(*args, **kwargs)) + [PACKAGE]
+
+    get_official_package._disalign_mm = True
+    module.get_official_package = get_official_package
+
+
+def _patch(module) -> None:
+    if module.__name__ == _UTILS:
+        module.MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
+        return
+    if module.__name__ == _MIM_UTILS:
+        _patch_installed_path(module)
+        return
+    if module.__name__ == _MIM_CLICK:
+        _patch_official_packages(module)
+        return
+    if not _patch_installed_path(module):
+        return
 
     # A `pkg::` base puts `_scope_=pkg` on its dicts. Our configs are host
     # configs (their default_scope is mmpretrain, mmseg or mmdet), and there
@@ -73,7 +114,7 @@ class _PatchingLoader(importlib.abc.Loader):
 class _PostImportPatcher(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name, path=None, target=None):
-        if name not in (_UTILS, _CONFIG):
+        if name not in _PATCHED:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
@@ -82,8 +123,9 @@ class _PostImportPatcher(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Idempotent; patches at once what mmengine has already imported."""
-    for name in (_UTILS, _CONFIG):
+    """Idempotent; patches at once what mmengine or mim has already
+    imported."""
+    for name in _PATCHED:
         if name in sys.modules:
             _patch(sys.modules[name])
     if not any(isinstance(f, _PostImportPatcher) for f in sys.meta_path):
@@ -105,4 +147,5 @@ def write_pth(site_dir: str = None) -> str:
 
 
 if __name__ == '__main__':
-    print(f'wrote {write_pth()}: `disalign_mm::` config bases now resolve')
+    print(f'wrote {write_pth()}: `disalign_mm::` config bases, `mim search '
+          'disalign_mm` and `mim run disalign_mm <tool>` now work')

@@ -6,5 +6,5 @@ _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-160k_ade20k-512x512.py
 
 custom_imports = dict(imports=['disalign_mm.seg'], allow_failed_imports=False)
 
-val_evaluator = dict(type='HeadBodyTailIoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(type='HeadBodyTailIoUMetric')
 test_evaluator = val_evaluator

@@ -1,8 +1,7 @@
-# The cosine baseline ("*" rows of the paper's Tables 7-9): the bbox head
-# classifies with a cosine classifier, scale 20 (fixed), background included.
+# The cosine baseline (the paper's "*" rows): the bbox head classifies with a
+# cosine classifier, background included, with the official learnable scale
+# starting at 20 (DisAlign instance_seg/*/*cos_norm*/config.py:
+# COSINE_SCALE_MODE='learn', COSINE_SCALE_INIT=20.0).
 _base_ = './mask-rcnn_r101_fpn_sample1e-3_ms-1x_lvis-v1.py'
 
-model = dict(
-    roi_head=dict(
-        bbox_head=dict(
-            cls_predictor_cfg=dict(type='CosineLinear', scale=20.0, learn_scale=False))))
+model = dict(roi_head=dict(bbox_head=dict(cls_predictor_cfg=dict(type='CosineLinear', scale=20.0))))

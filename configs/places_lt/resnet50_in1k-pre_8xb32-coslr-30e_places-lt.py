@@ -1,0 +1,9 @@
+# Places-LT, ResNet-50 pre-trained on ImageNet-2012, stage 1 (paper Table
+# 14): the ResNet-152 stage 1 with mmpretrain's ImageNet ResNet-50.
+_base_ = ['./resnet152_in1k-pre_8xb32-coslr-30e_places-lt.py']
+
+model = dict(
+    backbone=dict(
+        depth=50,
+        init_cfg=dict(checkpoint='https://download.openmmlab.com/mmclassification/v0/resnet/'
+                      'resnet50_8xb32_in1k_20210831-ea4938fc.pth')))
