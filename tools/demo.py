@@ -4,9 +4,9 @@
 1. makes sure the data is there (Debian's ``dataset-fashion-mnist``: installed
    with apt-get when this runs as root, otherwise it says what to run);
 2. trains stage 1 (plain cross entropy) with
-   ``mim train mmpretrain configs/fashion_mnist_lt/fmnist-lt_resnet-s_stage1.py``;
+   ``mim train mmpretrain configs/fashion_mnist_lt/resnet-s_1xb128-coslr-8e_fmnist-lt.py``;
 3. trains stage 2 (DisAlign: calibration + GRW on the frozen stage-1 model)
-   with ``mim train mmpretrain configs/fashion_mnist_lt/fmnist-lt_resnet-s_stage2_disalign.py``;
+   with ``mim train mmpretrain configs/fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py``;
 4. prints one table: Many / Medium / Few / All top-1 accuracy on the balanced
    test set for both models.
 
@@ -27,8 +27,8 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'fashion_mnist_lt')
-STAGE1 = osp.join(CFG_DIR, 'fmnist-lt_resnet-s_stage1.py')
-STAGE2 = osp.join(CFG_DIR, 'fmnist-lt_resnet-s_stage2_disalign.py')
+STAGE1 = osp.join(CFG_DIR, 'resnet-s_1xb128-coslr-8e_fmnist-lt.py')
+STAGE2 = osp.join(CFG_DIR, 'disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
 DEBIAN_ROOT = '/usr/share/datasets/fashion-mnist'
 DEBIAN_PKG = 'dataset-fashion-mnist'
 FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',

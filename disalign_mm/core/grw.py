@@ -15,10 +15,10 @@ def grw_weights(counts: Counts,
                 min_count: Optional[float] = None) -> torch.Tensor:
     r"""Class weights ``w_c ∝ (1 / r_c) ** rho`` with ``r_c = n_c / sum(n)``.
 
-    The weights are rescaled to mean 1 (they sum to K), as the reference
-    code does, so the loss stays on the scale of plain cross entropy. Since
-    the rescaling cancels any constant factor, counts and ratios give the
-    same weights. ``rho = 0`` gives all ones (instance-balanced), ``rho = 1``
+    Eq. 11 normalises the weights to sum to 1; here they are rescaled to
+    mean 1 (they sum to K), the official code's choice, so the loss stays on
+    the scale of plain cross entropy (docs/recipes.md). Since the rescaling
+    cancels any constant factor, counts and ratios give the same weights. ``rho = 0`` gives all ones (instance-balanced), ``rho = 1``
     inverse frequency (class-balanced).
 
     Args:
@@ -80,9 +80,10 @@ def grw_cross_entropy(logits: torch.Tensor,
         ignore_index: Target value that contributes nothing (e.g. 255).
         avg_mode: How ``reduction='mean'`` averages. ``'weighted'``: divide by
             the sum of the target weights ``sum_i w_{y_i} s_i``, i.e.
-            ``F.cross_entropy(weight=w)`` (reference code for classification
-            and detection); ``'count'``: divide by the number of non-ignored
-            samples or pixels, Eq. 9 (reference code for segmentation).
+            ``F.cross_entropy(weight=w)`` (the official classification and
+            detection code); ``'count'``: divide by the number of non-ignored
+            samples or pixels, Eq. 9 (the official segmentation code divides
+            by all pixels, ignored ones included).
         reduction: ``'mean'``, ``'sum'`` or ``'none'`` (per element, zero at
             ignored positions).
         avg_factor: Replaces the denominator of ``'mean'`` when given.

@@ -110,9 +110,9 @@ def test_inaturalist2018_json(tmp_path):
 
 
 @pytest.mark.parametrize('cfg_file,root_key,ann,prefix', [
-    ('imagenet_lt/imagenet-lt_r50_linear_stage1.py', 'imagenet', 'ImageNet_LT_train.txt',
+    ('imagenet_lt/resnet50_8xb32-coslr-90e_imagenet-lt.py', 'imagenet', 'ImageNet_LT_train.txt',
      'train/n01440764/'),
-    ('places_lt/places-lt_r152_linear_stage1.py', 'places', 'Places_LT_train.txt',
+    ('places_lt/resnet152_in1k-pre_8xb32-coslr-30e_places-lt.py', 'places', 'Places_LT_train.txt',
      'data_256/a/airfield/'),
 ])
 def test_list_file_datasets_of_the_configs(tmp_path, cfg_file, root_key, ann, prefix):

@@ -52,7 +52,7 @@ def test_demo_without_data_says_what_to_do(tmp_path):
 def test_downstream_config_inherits_packaged_stage2(tmp_path):
     cfg_file = tmp_path / 'my_stage2.py'
     cfg_file.write_text(
-        "_base_ = 'disalign_mm::fashion_mnist_lt/fmnist-lt_resnet-s_stage2_disalign.py'\n"
+        "_base_ = 'disalign_mm::fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py'\n"
         "model = dict(head=dict(calibration=dict(alpha_init=2.0, "
         "confidence_weight_init=0.1)))\n")
     cfg = Config.fromfile(str(cfg_file))

@@ -104,9 +104,12 @@ def _head_options(prefix: str, cascade: bool) -> dict:
     return opts
 
 
-def tiny_options(data: dict, version: str = 'v1', cascade: bool = False) -> dict:
+def tiny_options(data: dict, version: str = 'v1', cascade: bool = False,
+                 repeat_factor: bool = True) -> dict:
     """Flat ``--cfg-options`` that shrink a shipped LVIS config to CPU size
-    and point it at the fixture."""
+    and point it at the fixture. ``repeat_factor``: the config's training set
+    is inside mmdet's ``ClassBalancedDataset`` (the stage-1 configs); the
+    stage-2 configs train on the plain set (``repeat_factor=False``)."""
     prefix = 'train2017/' if version == 'v0.5' else ''
     opts = {
         'model.backbone.depth': 18,
@@ -127,7 +130,7 @@ def tiny_options(data: dict, version: str = 'v1', cascade: bool = False) -> dict
     else:
         opts['model.train_cfg.rcnn.sampler.num'] = 32
     opts.update(_head_options('model.roi_head', cascade))
-    ds = 'train_dataloader.dataset.dataset'  # inside ClassBalancedDataset
+    ds = 'train_dataloader.dataset' + ('.dataset' if repeat_factor else '')
     for key, val in [(ds, True), ('val_dataloader.dataset', False)]:
         opts.update({
             f'{key}.data_root': data['root'],

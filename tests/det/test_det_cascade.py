@@ -14,7 +14,8 @@ V = 'v1'
 
 
 def build(name, lvis_data):
-    cfg = load_config(V, name, tiny_options(lvis_data, V, cascade=True))
+    cfg = load_config(V, name, tiny_options(lvis_data, V, cascade=True,
+                                            repeat_factor=not name.startswith('disalign_')))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -33,9 +34,9 @@ def randomize_calibrations(model, seed=0):
 
 @pytest.mark.parametrize('stage1, stage2, cls', [
     ('cascade-mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py',
-     'disalign_cascade-mask-rcnn_r50_fpn_sample1e-3_9k_lvis-v1.py', DisAlignLinear),
+     'disalign_cascade-mask-rcnn_r50_fpn_ms-9k_lvis-v1.py', DisAlignLinear),
     ('cascade-mask-rcnn_r50_fpn_cosine_sample1e-3_ms-1x_lvis-v1.py',
-     'disalign_cascade-mask-rcnn_r50_fpn_cosine_sample1e-3_9k_lvis-v1.py', DisAlignCosineLinear),
+     'disalign_cascade-mask-rcnn_r50_fpn_cosine_ms-9k_lvis-v1.py', DisAlignCosineLinear),
 ])
 def test_every_stage_calibrated_and_average_consistent(stage1, stage2, cls, lvis_data):
     m1 = build(stage1, lvis_data).eval()

@@ -1,5 +1,6 @@
 """The shipped LVIS configs: stage 1 is mmdet's own (or built from mmdet's
-pieces for Cascade), stage 2 = stage 1 + only the DisAlign changes."""
+pieces for Cascade), stage 2 = stage 1 + only the DisAlign changes, on the
+plain LVIS set with the official schedule (docs/recipes.md)."""
 import glob
 import os.path as osp
 
@@ -17,7 +18,7 @@ def names(version, arch, cosine):
     sched, _ = VERSIONS[version]
     cos = '_cosine' if cosine else ''
     return (f'{arch}{cos}_sample1e-3_{sched}_lvis-{version}.py',
-            f'disalign_{arch}{cos}_sample1e-3_9k_lvis-{version}.py')
+            f'disalign_{arch}{cos}_ms-9k_lvis-{version}.py')
 
 
 def mmdet_config(rel):
@@ -71,14 +72,15 @@ def test_stage1_and_stage2(version, arch, cosine):
         assert h1.num_classes == h2.num_classes == ncls
         p1 = h1.get('cls_predictor_cfg', dict(type='Linear'))
         if cosine:
-            assert p1 == dict(type='CosineLinear', scale=20.0, learn_scale=False)
+            # the official cosine classifier: learnable scale, starting at 20
+            assert p1 == dict(type='CosineLinear', scale=20.0)
             assert h2.cls_predictor_cfg == dict(p1, type='DisAlignCosineLinear')
         else:
             assert p1['type'] == 'Linear'
             assert h2.cls_predictor_cfg == dict(type='DisAlignLinear')
         assert h1.loss_cls.type == 'CrossEntropyLoss'
-        assert h2.loss_cls == dict(type='GRWCrossEntropyLoss', rho=0.8,
-                                   background_weight=1.0, loss_weight=1.0)
+        assert plain(h2.loss_cls) == dict(type='GRWCrossEntropyLoss', rho=0.8,
+                                          background_weight=1.0)
     # the model is stage 1's except the classifier layer and its loss
     m1, m2 = plain(s1.model), plain(s2.model)
     for m in (m1, m2):
@@ -90,19 +92,25 @@ def test_stage1_and_stage2(version, arch, cosine):
     # data, evaluation and test settings are stage 1's
     for key in ('val_dataloader', 'test_dataloader', 'val_evaluator', 'test_cfg', 'val_cfg'):
         assert plain(s1[key]) == plain(s2[key]), key
-    assert plain(s1.train_dataloader.dataset) == plain(s2.train_dataloader.dataset)
+    # instance sampling: stage 1's training set without its repeat-factor
+    # wrapper (GRW re-balances; paper C.2, the official stage 2)
+    assert s1.train_dataloader.dataset.type == 'ClassBalancedDataset'
+    assert plain(s2.train_dataloader.dataset) == plain(s1.train_dataloader.dataset.dataset)
     assert s2.train_dataloader.batch_size == 2  # x 8 GPUs = 16 images
-    assert s2.train_dataloader.sampler.type == 'InfiniteSampler'
-    # stage-2 schedule and freezing
+    assert s2.auto_scale_lr.base_batch_size == 16
+    assert s2.train_dataloader.sampler == dict(type='InfiniteSampler')
+    assert plain(s2.train_dataloader.batch_sampler) == plain(s1.train_dataloader.batch_sampler)
+    # the official schedule: 9k iterations at lr 0.02, warm-up 1000, step 8k
     assert s2.train_cfg == dict(type='IterBasedTrainLoop', max_iters=9000, val_interval=9000)
-    assert s2.optim_wrapper.optimizer.lr == 0.02
-    assert s2.optim_wrapper.optimizer.type == 'SGD'
-    assert s2.param_scheduler[-1].milestones == [6000, 8000]
+    opt = s2.optim_wrapper.optimizer
+    assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.02, 0.9, 1e-4)
+    assert plain(s2.param_scheduler) == [
+        dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+        dict(type='MultiStepLR', by_epoch=False, begin=0, end=9000, milestones=[8000])]
     assert [h['type'] for h in s2.custom_hooks] == ['DisAlignFreezeHook', 'LVISClassCountsHook']
     assert s2.custom_hooks[0] == dict(type='DisAlignFreezeHook')  # calibration only
     assert s2.custom_hooks[1].count == 'image_count'
-    assert s2.model_wrapper_cfg == dict(type='MMDistributedDataParallel',
-                                        find_unused_parameters=True)
+    assert s2.model_wrapper_cfg == dict(find_unused_parameters=True)
     assert s2.load_from is None and s2.resume is False
 
 

@@ -181,14 +181,16 @@ def test_lvis_numpy_fix_is_needed_and_scoped(lvis_data, monkeypatch):
 @pytest.mark.parametrize('version', ['v1', 'v0.5'])
 def test_stage2_config_reads_fixture(version, lvis_data):
     """Both LVIS layouts (v0.5: file_name under train2017/, v1: coco_url)
-    load the fixture through the shipped stage-2 configs, and the counts
-    hook finds the training annotation file behind ClassBalancedDataset."""
+    load the fixture through the shipped stage-2 configs, whose training set
+    is the plain LVIS set (no repeat factors: GRW re-balances), and the
+    counts hook finds its annotation file."""
     from _det_fixtures import load_config, tiny_options
     from mmdet.registry import DATASETS
-    name = f'disalign_mask-rcnn_r50_fpn_sample1e-3_9k_lvis-{version}.py'
-    cfg = load_config(version, name, tiny_options(lvis_data, version))
+    name = f'disalign_mask-rcnn_r50_fpn_ms-9k_lvis-{version}.py'
+    cfg = load_config(version, name, tiny_options(lvis_data, version, repeat_factor=False))
     ds = DATASETS.build(cfg.train_dataloader.dataset)
-    assert type(ds).__name__ == 'ClassBalancedDataset' and len(ds) == 4
+    assert type(ds).__name__ == {'v1': 'LVISV1Dataset', 'v0.5': 'LVISV05Dataset'}[version]
+    assert len(ds) == 4
     for i in range(4):
         info = ds.get_data_info(i)
         assert osp.isfile(info['img_path']), info['img_path']

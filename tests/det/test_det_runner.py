@@ -17,7 +17,7 @@ from disalign_mm.core import grw_weights
 
 V = 'v1'
 STAGE1 = 'mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
-STAGE2 = 'disalign_mask-rcnn_r50_fpn_sample1e-3_9k_lvis-v1.py'
+STAGE2 = 'disalign_mask-rcnn_r50_fpn_ms-9k_lvis-v1.py'
 
 
 def _run(cfg, work_dir, name):
@@ -46,7 +46,7 @@ def stage1_ckpt(lvis_data, tmp_path_factory):
 
 
 def stage2_options(lvis_data, ckpt, iters=2):
-    opts = tiny_options(lvis_data, V)
+    opts = tiny_options(lvis_data, V, repeat_factor=False)
     opts.update({
         'load_from': ckpt,
         'train_cfg.max_iters': iters,

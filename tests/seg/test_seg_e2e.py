@@ -38,7 +38,7 @@ def test_stage1_to_stage2_through_the_runner(ade_root, tmp_path, shrink):
     state1 = _load_checkpoint(ckpt1, map_location='cpu')['state_dict']
     assert any(k.startswith('auxiliary_head.') for k in state1)
 
-    s2 = config('fcn_r50-d8_disalign_4xb4-8k_ade20k-512x512.py', shrink(ade_root, stage2=True),
+    s2 = config('disalign_fcn_r50-d8_8xb4-8k_ade20k-512x512.py', shrink(ade_root, stage2=True),
                 tmp_path / 's2', load_from=ckpt1)
     assert s2.train_cfg.max_iters == 2 and s2.model.auxiliary_head is None
     runner = Runner.from_cfg(s2)
@@ -85,7 +85,7 @@ def test_mim_train_stage2_config(ade_root, tmp_path, shrink):
     opts['load_from'] = ckpt
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     cmd = [mim, 'train', 'mmseg',
-           osp.join(CFG_DIR, 'deeplabv3plus_r50-d8_disalign_4xb4-8k_ade20k-512x512.py'),
+           osp.join(CFG_DIR, 'disalign_deeplabv3plus_r50-d8_8xb4-8k_ade20k-512x512.py'),
            '--gpus', '0', '--work-dir', str(tmp_path / 'work'), '--cfg-options'] + \
         [f'{k}={_fmt(v)}' for k, v in opts.items()]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(

@@ -1,0 +1,57 @@
+"""Every segmentation stage-2 config resolves to its row of the recipe table
+(docs/recipes.md), that row is the paper's recipe (appendix B.2), and the
+official code's variant given in configs/ade20k/README.md is a complete set
+of options that reaches the official recipe."""
+import argparse
+import os.path as osp
+import shlex
+
+import pytest
+from mmengine.config import DictAction
+
+from test_configs._recipes import CONFIGS as CFG_ROOT
+from test_configs._recipes import derive, load, stage2_configs, table_rows
+
+CONFIGS = stage2_configs('seg')
+README = osp.join(CFG_ROOT, 'ade20k', 'README.md')
+
+
+def test_the_table_lists_every_config_and_no_other():
+    assert {c for c in table_rows() if c.startswith('ade20k/')} == set(CONFIGS)
+    assert len(CONFIGS) == 6  # FCN and DeepLabV3+ x R50, R101, S101 (Table 15)
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_config_matches_its_row(config):
+    row = table_rows()[config]
+    assert dict(derive(load(config)), config=config) == row
+    # "a similar protocol as stage 1", batch 32 (8 GPUs x 4), 8k iterations,
+    # rho 0.3; only the calibration trains
+    assert {k: v for k, v in row.items() if k != 'config'} == dict(
+        dataset='ADE20KDataset', sampler='InfiniteSampler', batch='32 (8x4)',
+        schedule='8k iters, poly', lr='0.01', rho='0.3', trains='calibration')
+
+
+def _reference_options():
+    with open(README) as f:
+        text = f.read()
+    begin, end = '<!-- reference-variant:begin -->', '<!-- reference-variant:end -->'
+    block = text[text.index(begin) + len(begin):text.index(end)]
+    args = shlex.split(block.replace('\\\n', ' '))
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(args).cfg_options
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_reference_variant_options_reach_the_official_recipe(config):
+    """seg-cfg / seg-sh of docs/recipes.md: 4k iterations of the poly
+    schedule, rho 0.2, batch 32 (8 GPUs x 4), evaluation and checkpoints
+    every 800 iterations."""
+    cfg = load(config)
+    cfg.merge_from_dict(_reference_options())
+    assert derive(cfg) == dict(
+        dataset='ADE20KDataset', sampler='InfiniteSampler', batch='32 (8x4)',
+        schedule='4k iters, poly', lr='0.01', rho='0.2', trains='calibration')
+    assert cfg.param_scheduler[0].eta_min == 1e-4 and cfg.param_scheduler[0].power == 0.9
+    assert cfg.train_cfg.val_interval == 800 == cfg.default_hooks.checkpoint.interval
