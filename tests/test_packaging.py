@@ -183,7 +183,7 @@ def test_mim_search_in_the_editable_install(tmp_path):
     table = json.loads(out.read_text())
     assert set(table['config']) == _config_names()
     name = 'disalign_mask-rcnn_r50_fpn_cosine_ms-9k_lvis-v0.5'
-    assert table['lvis_v0.5/box_ap'][name] == 25.6  # paper Table 17
+    assert table['lvis v0.5/box_ap'][name] == 25.6  # paper Table 17
     assert table['results_source'][name].startswith('the paper (table 17')
 
 

@@ -2,7 +2,8 @@
 # the ResNet-50 stage 2 (disalign_resnet50_8xb32-coslr-10e_imagenet-lt.py)
 # with the backbone of resnext50-32x4d_8xb32-coslr-90e_imagenet-lt.py.
 #
-#   mim train mmpretrain configs/imagenet_lt/disalign_resnext50-32x4d_8xb32-coslr-10e_imagenet-lt.py \
+#   mim train mmpretrain \
+#       configs/imagenet_lt/disalign_resnext50-32x4d_8xb32-coslr-10e_imagenet-lt.py \
 #       --launcher pytorch --gpus 8 \
 #       --cfg-options load_from=work_dirs/resnext50-32x4d_8xb32-coslr-90e_imagenet-lt/epoch_90.pth
 _base_ = ['./disalign_resnet50_8xb32-coslr-10e_imagenet-lt.py']

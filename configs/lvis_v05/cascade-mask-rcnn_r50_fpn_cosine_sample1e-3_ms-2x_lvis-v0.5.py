@@ -6,5 +6,6 @@ _base_ = './cascade-mask-rcnn_r50_fpn_sample1e-3_ms-2x_lvis-v0.5.py'
 
 model = dict(
     roi_head=dict(bbox_head=[
-        dict(h, cls_predictor_cfg=dict(type='CosineLinear', scale=20.0)) for h in _base_.model.roi_head.bbox_head
+        dict(h, cls_predictor_cfg=dict(type='CosineLinear', scale=20.0))
+        for h in _base_.model.roi_head.bbox_head
     ]))

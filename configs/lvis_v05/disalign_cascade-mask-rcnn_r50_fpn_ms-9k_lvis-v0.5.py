@@ -1,4 +1,5 @@
-# DisAlign stage 2 (paper Sec. 3.2, appendix C.2) over cascade-mask-rcnn_r50_fpn_sample1e-3_ms-2x_lvis-v0.5.py:
+# DisAlign stage 2 (paper Sec. 3.2, appendix C.2) over
+# cascade-mask-rcnn_r50_fpn_sample1e-3_ms-2x_lvis-v0.5.py:
 # the stage-1 detector is frozen (backbone, neck, RPN, RoI feature layers,
 # box regression and mask head; BatchNorm in eval mode); only the calibration
 # of the bbox classifier of every cascade stage learns: per-class magnitude and margin on
@@ -9,7 +10,8 @@
 #
 #   mim train mmdet configs/lvis_v05/disalign_cascade-mask-rcnn_r50_fpn_ms-9k_lvis-v0.5.py \
 #       --launcher pytorch --gpus 8 --cfg-options load_from=$STAGE1_CHECKPOINT
-# with $STAGE1_CHECKPOINT yours (work_dirs/cascade-mask-rcnn_r50_fpn_sample1e-3_ms-2x_lvis-v0.5/epoch_24.pth).
+# with $STAGE1_CHECKPOINT yours
+# (work_dirs/cascade-mask-rcnn_r50_fpn_sample1e-3_ms-2x_lvis-v0.5/epoch_24.pth).
 _base_ = './cascade-mask-rcnn_r50_fpn_sample1e-3_ms-2x_lvis-v0.5.py'
 
 model = dict(
@@ -28,9 +30,9 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler'),
     dataset=dict(_delete_=True, **_base_.train_dataloader.dataset.dataset))
 
-# the official schedule (instance_seg/lvis1.0/mask_rcnn/res50/mask_rcnn.res50.fpn.lvisv1.multiscale.disalign.1x/config.py
-# and cvpods/configs/base_config.py): 9k iterations of 16 images (8 GPUs x 2)
-# at lr 0.02 (stage 1's), linear warm-up over 1000 iterations, one step at 8k
+# the official schedule (det-cfg and cvpods-base of docs/recipes.md): 9k
+# iterations of 16 images (8 GPUs x 2) at lr 0.02 (stage 1's), linear warm-up
+# over 1000 iterations, one step at 8k
 # (The official LVIS v0.5 configs run 4.5k iterations with the step at 4k; the
 # paper, appendix C.2, gives 9k for all experiments: 9k, step at 8k.)
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=9000, val_interval=9000)

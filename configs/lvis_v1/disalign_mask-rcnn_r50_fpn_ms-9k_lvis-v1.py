@@ -1,4 +1,5 @@
-# DisAlign stage 2 (paper Sec. 3.2, appendix C.2) over mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py:
+# DisAlign stage 2 (paper Sec. 3.2, appendix C.2) over
+# mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py:
 # the stage-1 detector is frozen (backbone, neck, RPN, RoI feature layers,
 # box regression and mask head; BatchNorm in eval mode); only the calibration
 # of the bbox classifier learns: per-class magnitude and margin on
@@ -9,8 +10,9 @@
 #
 #   mim train mmdet configs/lvis_v1/disalign_mask-rcnn_r50_fpn_ms-9k_lvis-v1.py \
 #       --launcher pytorch --gpus 8 --cfg-options load_from=$STAGE1_CHECKPOINT
-# with $STAGE1_CHECKPOINT yours (work_dirs/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1/epoch_12.pth) or
-# the mmdet model-zoo one of mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py.
+# with $STAGE1_CHECKPOINT yours
+# (work_dirs/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1/epoch_12.pth) or the
+# mmdet model-zoo one of mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py.
 _base_ = './mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
 
 model = dict(
@@ -27,9 +29,9 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler'),
     dataset=dict(_delete_=True, **_base_.train_dataloader.dataset.dataset))
 
-# the official schedule (instance_seg/lvis1.0/mask_rcnn/res50/mask_rcnn.res50.fpn.lvisv1.multiscale.disalign.1x/config.py
-# and cvpods/configs/base_config.py): 9k iterations of 16 images (8 GPUs x 2)
-# at lr 0.02 (stage 1's), linear warm-up over 1000 iterations, one step at 8k
+# the official schedule (det-cfg and cvpods-base of docs/recipes.md): 9k
+# iterations of 16 images (8 GPUs x 2) at lr 0.02 (stage 1's), linear warm-up
+# over 1000 iterations, one step at 8k
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=9000, val_interval=9000)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),

@@ -3,7 +3,8 @@
 # trains, with GRW at rho 1.2; 10 epochs, the learning rate restarted at 0.1
 # with a cosine decay; batch 256. Recipe table: docs/recipes.md.
 #
-#   mim train mmpretrain configs/places_lt/disalign_resnet152_in1k-pre_8xb32-coslr-10e_places-lt.py \
+#   mim train mmpretrain \
+#       configs/places_lt/disalign_resnet152_in1k-pre_8xb32-coslr-10e_places-lt.py \
 #       --launcher pytorch --gpus 8 \
 #       --cfg-options load_from=work_dirs/resnet152_in1k-pre_8xb32-coslr-30e_places-lt/epoch_30.pth
 _base_ = ['./resnet152_in1k-pre_8xb32-coslr-30e_places-lt.py']

@@ -14,6 +14,7 @@ from mmpretrain.registry import MODELS
 import disalign_mm.cls  # noqa: F401
 
 
+@pytest.mark.slow  # two mim train runs
 def test_demo_runs_both_stages_through_mim_and_prints_one_table(tmp_path):
     root = make_fmnist(str(tmp_path / 'data'))
     work = tmp_path / 'demo'
@@ -25,8 +26,8 @@ def test_demo_runs_both_stages_through_mim_and_prints_one_table(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     # both stages went through mim, stage 2 with the stage-1 checkpoint
-    assert re.search(r'mim train mmpretrain \S+fmnist-lt_resnet-s_stage1\.py', out)
-    assert re.search(r'mim train mmpretrain \S+fmnist-lt_resnet-s_stage2_disalign\.py '
+    assert re.search(r'mim train mmpretrain \S+/resnet-s_1xb128-coslr-8e_fmnist-lt\.py', out)
+    assert re.search(r'mim train mmpretrain \S+/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt\.py '
                      r'.*load_from=\S+stage1/epoch_1\.pth', out)
     assert 'DisAlignFreezeHook: 4 parameter tensors' in out
     assert 'ClassCountsHook: 10 classes, 4 to 40 training images per class' in out

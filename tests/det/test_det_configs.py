@@ -98,7 +98,7 @@ def test_stage1_and_stage2(version, arch, cosine):
     assert plain(s2.train_dataloader.dataset) == plain(s1.train_dataloader.dataset.dataset)
     assert s2.train_dataloader.batch_size == 2  # x 8 GPUs = 16 images
     assert s2.auto_scale_lr.base_batch_size == 16
-    assert s2.train_dataloader.sampler == dict(type='InfiniteSampler')
+    assert plain(s2.train_dataloader.sampler) == dict(type='InfiniteSampler', shuffle=True)
     assert plain(s2.train_dataloader.batch_sampler) == plain(s1.train_dataloader.batch_sampler)
     # the official schedule: 9k iterations at lr 0.02, warm-up 1000, step 8k
     assert s2.train_cfg == dict(type='IterBasedTrainLoop', max_iters=9000, val_interval=9000)
