@@ -6,7 +6,8 @@
 2. trains stage 1 (plain cross entropy) with
    ``mim train mmpretrain configs/fashion_mnist_lt/resnet-s_1xb128-coslr-8e_fmnist-lt.py``;
 3. trains stage 2 (DisAlign: calibration + GRW on the frozen stage-1 model)
-   with ``mim train mmpretrain configs/fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py``;
+   with ``mim train mmpretrain
+   configs/fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py``;
 4. prints one table: Many / Medium / Few / All top-1 accuracy on the balanced
    test set for both models.
 

@@ -18,8 +18,9 @@ def grw_weights(counts: Counts,
     Eq. 11 normalises the weights to sum to 1; here they are rescaled to
     mean 1 (they sum to K), the official code's choice, so the loss stays on
     the scale of plain cross entropy (docs/recipes.md). Since the rescaling
-    cancels any constant factor, counts and ratios give the same weights. ``rho = 0`` gives all ones (instance-balanced), ``rho = 1``
-    inverse frequency (class-balanced).
+    cancels any constant factor, counts and ratios give the same weights.
+    ``rho = 0`` gives all ones (instance-balanced), ``rho = 1`` inverse
+    frequency (class-balanced).
 
     Args:
         counts: Per-class sample counts (or frequencies), length K.

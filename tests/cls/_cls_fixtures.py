@@ -10,7 +10,8 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(REPO, 'configs')
 FMNIST_STAGE1 = osp.join(CFG_DIR, 'fashion_mnist_lt', 'resnet-s_1xb128-coslr-8e_fmnist-lt.py')
-FMNIST_STAGE2 = osp.join(CFG_DIR, 'fashion_mnist_lt', 'disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
+FMNIST_STAGE2 = osp.join(CFG_DIR, 'fashion_mnist_lt',
+                         'disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 

@@ -7,7 +7,6 @@ recipe change; the tests then hold the configs to it).
 """
 import glob
 import os.path as osp
-import re
 from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -8,7 +8,6 @@ import shlex
 
 import pytest
 from mmengine.config import DictAction
-
 from test_configs._recipes import CONFIGS as CFG_ROOT
 from test_configs._recipes import derive, load, stage2_configs, table_rows
 
