@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from disalign_mm.core import DisAlignCalibration
+from disalign_mm.core import CalibratedLinear
 from disalign_mm.engine import GRWCrossEntropyLoss
 
 NUM_CLASSES = 3
@@ -16,22 +16,20 @@ COUNTS = [40, 16, 8]
 
 
 class TinyModel(BaseModel):
-    """backbone (Linear + BatchNorm + Dropout) -> fc -> DisAlign."""
+    """backbone (Linear + BatchNorm + Dropout) -> fc, calibrated (DisAlign at
+    ``fc.calibration``) unless ``disalign=False``."""
 
     def __init__(self, disalign: bool = True) -> None:
         super().__init__()
         self.backbone = nn.Sequential(
             nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5))
-        self.fc = nn.Linear(8, NUM_CLASSES)
-        self.disalign = DisAlignCalibration(NUM_CLASSES, 8) if disalign else None
+        self.fc = CalibratedLinear(8, NUM_CLASSES) if disalign else nn.Linear(8, NUM_CLASSES)
         self.loss_module = GRWCrossEntropyLoss(
             rho=1.0 if disalign else 0.0, class_counts=COUNTS)
 
     def forward(self, inputs, labels=None, mode='tensor'):
         feats = self.backbone(inputs)
         logits = self.fc(feats)
-        if self.disalign is not None:
-            logits = self.disalign(logits, feats)
         if mode == 'loss':
             return dict(loss=self.loss_module(logits, labels))
         return logits

@@ -8,8 +8,8 @@ from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import _load_checkpoint
 
 FREEZE = dict(type='DisAlignFreezeHook')
-CALIB = ('disalign.alpha', 'disalign.beta', 'disalign.confidence.weight',
-         'disalign.confidence.bias')
+CALIB = ('fc.calibration.alpha', 'fc.calibration.beta', 'fc.calibration.confidence.weight',
+         'fc.calibration.confidence.bias')
 
 
 @pytest.fixture(scope='module')
@@ -25,19 +25,19 @@ def test_stage2_trains_only_calibration(stage1_ckpt, tmp_path):
     runner.train()
     stage1 = _load_checkpoint(stage1_ckpt)['state_dict']
     after = runner.model.state_dict()
-    frozen = [k for k in after if not k.startswith('disalign.')]
+    frozen = [k for k in after if '.calibration.' not in k]
     # every frozen weight and every BatchNorm buffer is bit-identical
     assert 'backbone.1.running_mean' in frozen and 'backbone.1.num_batches_tracked' in frozen
     for k in frozen:
         assert torch.equal(after[k], stage1[k]), k
     # the calibration moved away from the identity it started at
-    assert not torch.equal(after['disalign.alpha'], torch.ones(3))
-    assert not torch.equal(after['disalign.beta'], torch.zeros(3))
-    assert after['disalign.confidence.weight'].abs().sum() > 0
-    assert after['disalign.confidence.bias'].abs().sum() > 0
+    assert not torch.equal(after['fc.calibration.alpha'], torch.ones(3))
+    assert not torch.equal(after['fc.calibration.beta'], torch.zeros(3))
+    assert after['fc.calibration.confidence.weight'].abs().sum() > 0
+    assert after['fc.calibration.confidence.bias'].abs().sum() > 0
     # frozen modules stayed in eval mode, the calibration in train mode
-    assert not runner.model.backbone.training and not runner.model.fc.training
-    assert runner.model.disalign.training
+    assert not runner.model.backbone.training
+    assert runner.model.fc.calibration.training
     assert [n for n, p in runner.model.named_parameters() if p.requires_grad] == list(CALIB)
     log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
     assert 'DisAlignFreezeHook: 4 parameter tensors (15 of 98 values' in log

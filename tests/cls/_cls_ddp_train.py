@@ -27,7 +27,7 @@ class RecordCalibration(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         model = runner.model.module
         self.trace.append(torch.cat([p.detach().flatten().clone()
-                                     for p in model.head.disalign.parameters()]))
+                                     for p in model.head.fc.calibration.parameters()]))
 
     def after_run(self, runner):
         model = runner.model.module

@@ -84,6 +84,6 @@ def test_stage2_changes_only_stage2_things_and_loads_stage1(path):
     res = m2.load_state_dict(m1.state_dict(), strict=False)
     assert res.unexpected_keys == []
     assert sorted(res.missing_keys) == [
-        'head.disalign.alpha', 'head.disalign.beta', 'head.disalign.confidence.bias',
-        'head.disalign.confidence.weight'
+        'head.fc.calibration.alpha', 'head.fc.calibration.beta', 'head.fc.calibration.confidence.bias',
+        'head.fc.calibration.confidence.weight'
     ]

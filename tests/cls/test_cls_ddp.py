@@ -45,7 +45,7 @@ def test_stage2_ddp_two_cpu_processes(tmp_path):
     for k, v in stage1.items():  # frozen: identical on both ranks and to stage 1
         assert torch.equal(r0['state'][k], v), k
         assert torch.equal(r1['state'][k], v), k
-    calib = [k for k in r0['state'] if '.disalign.' in k]
+    calib = [k for k in r0['state'] if '.calibration.' in k]
     assert len(calib) == 4
     for k in calib:
         assert torch.equal(r0['state'][k], r1['state'][k]), k
@@ -54,4 +54,4 @@ def test_stage2_ddp_two_cpu_processes(tmp_path):
     for a, b in zip(r0['trace'], r1['trace']):
         assert torch.equal(a, b)
     assert not torch.equal(r0['trace'][0], r0['trace'][-1])
-    assert not torch.equal(r0['state']['head.disalign.alpha'], torch.ones(10))
+    assert not torch.equal(r0['state']['head.fc.calibration.alpha'], torch.ones(10))

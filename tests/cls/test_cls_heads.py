@@ -18,10 +18,10 @@ def _set_pinned(head):
     with torch.no_grad():
         head.fc.weight.copy_(torch.tensor([[1., 0.], [0., 1.], [1., 1.]]))
         head.fc.bias.copy_(torch.tensor([0., 0., 0.5]))
-        head.disalign.alpha.copy_(torch.tensor([2., 1., 0.5]))
-        head.disalign.beta.copy_(torch.tensor([0., 1., -1.]))
-        head.disalign.confidence.weight.copy_(torch.tensor([[1., -1.]]))
-        head.disalign.confidence.bias.zero_()
+        head.fc.calibration.alpha.copy_(torch.tensor([2., 1., 0.5]))
+        head.fc.calibration.beta.copy_(torch.tensor([0., 1., -1.]))
+        head.fc.calibration.confidence.weight.copy_(torch.tensor([[1., -1.]]))
+        head.fc.calibration.confidence.bias.zero_()
 
 
 def test_disalign_linear_forward_pinned():
@@ -40,12 +40,12 @@ def test_disalign_head_starts_as_identity_and_keeps_init_after_init_weights():
     head = _linear_head(num_classes=5, in_channels=8)
     head.init_weights()
     # the head's Normal(Linear) init_cfg must not redraw the confidence layer
-    assert torch.equal(head.disalign.confidence.weight, torch.zeros(1, 8))
-    assert torch.equal(head.disalign.alpha, torch.ones(5))
-    assert torch.equal(head.disalign.beta, torch.zeros(5))
+    assert torch.equal(head.fc.calibration.confidence.weight, torch.zeros(1, 8))
+    assert torch.equal(head.fc.calibration.alpha, torch.ones(5))
+    assert torch.equal(head.fc.calibration.beta, torch.zeros(5))
     assert head.fc.weight.std() < 0.05  # Normal(std=0.01) as LinearClsHead
     x = torch.randn(4, 8)
-    torch.testing.assert_close(head((x, )), head.fc(x))
+    torch.testing.assert_close(head((x, )), F.linear(x, head.fc.weight, head.fc.bias))
 
 
 def test_stage1_linear_checkpoint_loads_without_key_surgery():
@@ -54,8 +54,8 @@ def test_stage1_linear_checkpoint_loads_without_key_surgery():
     res = head.load_state_dict(stage1.state_dict(), strict=False)
     assert res.unexpected_keys == []
     assert sorted(res.missing_keys) == [
-        'disalign.alpha', 'disalign.beta', 'disalign.confidence.bias',
-        'disalign.confidence.weight'
+        'fc.calibration.alpha', 'fc.calibration.beta', 'fc.calibration.confidence.bias',
+        'fc.calibration.confidence.weight'
     ]
     assert torch.equal(head.fc.weight, stage1.fc.weight)
     x = torch.randn(6, 2)
@@ -94,8 +94,8 @@ def test_cosine_head_pinned_and_stage1_loads_into_disalign_cosine():
     da = MODELS.build(dict(type='DisAlignCosineClsHead', num_classes=3, in_channels=2))
     res = da.load_state_dict(head.state_dict(), strict=False)
     assert res.unexpected_keys == []
-    assert all(k.startswith('disalign.') for k in res.missing_keys)
-    assert isinstance(da.disalign, DisAlignCalibration)
+    assert res.missing_keys and all(k.startswith('fc.calibration.') for k in res.missing_keys)
+    assert isinstance(da.fc.calibration, DisAlignCalibration)
     torch.testing.assert_close(da((torch.tensor([[3., 4.]]), )), out)
 
 
@@ -117,7 +117,7 @@ def test_loss_is_grw_cross_entropy_of_calibrated_logits():
     torch.testing.assert_close(losses['loss'], ref)
     torch.testing.assert_close(losses['loss'], torch.tensor(1.217857), atol=1e-5, rtol=0)
     losses['loss'].backward()
-    assert head.disalign.alpha.grad is not None and head.disalign.alpha.grad.abs().sum() > 0
+    assert head.fc.calibration.alpha.grad is not None and head.fc.calibration.alpha.grad.abs().sum() > 0
 
 
 def test_predict_returns_calibrated_scores():
@@ -128,7 +128,7 @@ def test_predict_returns_calibrated_scores():
     scores = torch.stack([p.pred_score for p in preds])
     torch.testing.assert_close(scores, F.softmax(head((x, )), dim=1))
     # calibration changes the decision of the first sample: fc alone says class 2
-    assert head.fc(x)[0].argmax() == 2
+    assert F.linear(x, head.fc.weight, head.fc.bias)[0].argmax() == 2
     assert [int(p.pred_label) for p in preds] == [1, 0]
 
 
@@ -136,9 +136,9 @@ def test_predict_returns_calibrated_scores():
 def test_ablation_switches_reach_the_calibration(confidence):
     head = _linear_head(num_classes=4, in_channels=3, calibration=dict(
         confidence=confidence, use_margin=False, alpha_init=2.0))
-    assert head.disalign.confidence_mode == confidence
+    assert head.fc.calibration.confidence_mode == confidence
     names = {n for n, _ in head.named_parameters()}
-    assert 'disalign.beta' not in names and 'disalign.alpha' in names
+    assert 'fc.calibration.beta' not in names and 'fc.calibration.alpha' in names
     assert head((torch.randn(2, 3), )).shape == (2, 4)
 
 

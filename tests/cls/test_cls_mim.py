@@ -61,5 +61,5 @@ def test_downstream_config_inherits_packaged_stage2(tmp_path):
     assert [h['type'] for h in cfg.custom_hooks] == ['ClassCountsHook', 'DisAlignFreezeHook']
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
-    assert float(model.head.disalign.alpha[0]) == 2.0
-    assert float(model.head.disalign.confidence.weight[0, 0]) == pytest.approx(0.1)
+    assert float(model.head.fc.calibration.alpha[0]) == 2.0
+    assert float(model.head.fc.calibration.confidence.weight[0, 0]) == pytest.approx(0.1)

@@ -73,7 +73,7 @@ def test_tau_norm_head_loads_a_linear_head_and_normalises():
 
 
 def test_tau_norm_head_errors():
-    with pytest.raises(ValueError, match='tau must be a number >= 0'):
+    with pytest.raises(ValueError, match='tau must be a finite number >= 0'):
         TauNormClsHead(num_classes=3, in_channels=4, tau=-1)
     head = TauNormClsHead(num_classes=3, in_channels=4)
     with pytest.raises(ValueError, match=r'\(5, 4\) \(5 classes.*num_classes=3'):
@@ -302,7 +302,7 @@ def test_new_config_loads_builds_and_takes_a_stage1_model(path):
     assert type(m2.head).__name__ == head.type
     res = m2.load_state_dict(m1.state_dict(), strict=False)
     assert res.unexpected_keys == []
-    assert res.missing_keys == (['head.disalign.alpha'] if name.endswith('_lws.py') else [])
+    assert res.missing_keys == (['head.fc.calibration.alpha'] if name.endswith('_lws.py') else [])
 
 
 # ---------------------------------------------------------- end to end
@@ -379,13 +379,13 @@ def test_lws_trains_only_the_class_scales(stage1, tmp_path):
     runner.register_hook(rec)
     runner.train()
     before, after = _ckpt_state(ckpt), runner.model.state_dict()
-    assert sorted(set(after) - set(before)) == ['head.disalign.alpha']
+    assert sorted(set(after) - set(before)) == ['head.fc.calibration.alpha']
     for k, v in before.items():  # the classifier too: only its scales train
         assert torch.equal(after[k], v), k
     torch.testing.assert_close(rec.fc['weight'], before['head.fc.weight'], rtol=0, atol=0)
-    assert not torch.equal(after['head.disalign.alpha'], torch.ones(10))
+    assert not torch.equal(after['head.fc.calibration.alpha'], torch.ones(10))
     assert [n for n, p in runner.model.named_parameters()
-            if p.requires_grad] == ['head.disalign.alpha']
+            if p.requires_grad] == ['head.fc.calibration.alpha']
     _check_balanced(runner, rec)
 
 

@@ -61,14 +61,14 @@ def test_stage2_trains_only_the_calibration(stage1, tmp_path):
     runner.train()
     before = _ckpt_state(ckpt)
     after = runner.model.state_dict()
-    calib = sorted(k for k in after if '.disalign.' in k)
-    assert calib == ['head.disalign.alpha', 'head.disalign.beta',
-                     'head.disalign.confidence.bias', 'head.disalign.confidence.weight']
+    calib = sorted(k for k in after if '.calibration.' in k)
+    assert calib == ['head.fc.calibration.alpha', 'head.fc.calibration.beta',
+                     'head.fc.calibration.confidence.bias', 'head.fc.calibration.confidence.weight']
     assert set(after) - set(calib) == set(before)
     for k, v in before.items():  # weights and BN statistics: frozen
         assert torch.equal(after[k], v), k
-    assert not torch.equal(after['head.disalign.alpha'], torch.ones(10))
-    assert not torch.equal(after['head.disalign.beta'], torch.zeros(10))
+    assert not torch.equal(after['head.fc.calibration.alpha'], torch.ones(10))
+    assert not torch.equal(after['head.fc.calibration.beta'], torch.zeros(10))
     # the GRW loss got the training counts from the hook, and the log says so
     loss = runner.model.head.loss_module
     assert loss.class_counts.tolist() == TINY_COUNTS
@@ -144,7 +144,7 @@ class _InterruptAfterFirstEpoch(Hook):
 
 
 def _calib(runner):
-    return {k: v.clone() for k, v in runner.model.state_dict().items() if '.disalign.' in k}
+    return {k: v.clone() for k, v in runner.model.state_dict().items() if '.calibration.' in k}
 
 
 def test_stage2_resumed_equals_uninterrupted(stage1, tmp_path):
@@ -168,7 +168,7 @@ def test_stage2_resumed_equals_uninterrupted(stage1, tmp_path):
     assert got.keys() == want.keys()
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-6, msg=k)
-    assert not torch.equal(want['head.disalign.alpha'], _calib(first)['head.disalign.alpha'])
+    assert not torch.equal(want['head.fc.calibration.alpha'], _calib(first)['head.fc.calibration.alpha'])
 
 
 def test_resuming_a_stage1_checkpoint_as_stage2_is_refused(stage1, tmp_path):
@@ -197,3 +197,18 @@ def test_test_run_takes_the_groups_from_the_cached_counts(stage1, tmp_path):
     runner.test()
     assert runner.test_evaluator.metrics[0].counts.counts == TINY_COUNTS
     assert not osp.exists(tmp_path / 'fresh' / 'class_counts.json')
+
+
+def test_stage2_refuses_a_checkpoint_of_another_model(stage1, tmp_path):
+    """A checkpoint whose backbone is another architecture (other key names):
+    loading it would leave a random, frozen backbone under stage 2."""
+    root, _, ckpt, _ = stage1
+    state = _load_checkpoint(ckpt, map_location='cpu')
+    state['state_dict'] = {k.replace('backbone.', 'encoder.'): v
+                           for k, v in state['state_dict'].items()}
+    other = str(tmp_path / 'other_model.pth')
+    torch.save(state, other)
+    cfg = _cfg(FMNIST_STAGE2, root, str(tmp_path / 'run'), load_from=other)
+    with pytest.raises(RuntimeError,
+                       match=r"frozen entries are missing from it, e\.g\. \['backbone\."):
+        Runner.from_cfg(cfg).train()

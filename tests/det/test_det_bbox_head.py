@@ -108,7 +108,8 @@ def test_forward_calibrates_foreground_only(predictor, rois_feats):
     head.fc_cls.register_forward_hook(lambda m, i, o: feats.update(x=i[0], out=o))
     cls_score, _ = head(rois_feats)
     x = feats['x']
-    raw = type(head.fc_cls).__mro__[2].forward(head.fc_cls, x)  # the bare classifier
+    bare = torch.nn.Linear if isinstance(head.fc_cls, torch.nn.Linear) else CosineLinear
+    raw = bare.forward(head.fc_cls, x)  # the classifier alone
     calib = head.fc_cls.calibration
     sigma = torch.sigmoid(x @ calib.confidence.weight.t() + calib.confidence.bias)
     fg = raw[:, :K]

@@ -117,3 +117,16 @@ def test_mim_train_stage2(lvis_data, stage1_ckpt, tmp_path):
         assert 0.0 <= float(metrics[f'lvis/{k}']) <= 1.0
     print('\n'.join(ln for ln in out.splitlines() if 'lvis/' in ln or 'Evaluating' in ln))
     assert osp.isfile(osp.join(tmp_path, 'iter_2.pth'))
+
+
+def test_stage2_refuses_a_checkpoint_of_another_label_set(lvis_data, tmp_path):
+    from mmdet.registry import MODELS
+    s1 = load_config(V, STAGE1, tiny_options(lvis_data, V))
+    s1.model.roi_head.bbox_head.num_classes = 7
+    s1.model.roi_head.mask_head.num_classes = 7
+    other = str(tmp_path / 'other_model.pth')
+    torch.save({'state_dict': MODELS.build(s1.model).state_dict(), 'meta': {}}, other)
+    cfg = load_config(V, STAGE2, stage2_options(lvis_data, other))
+    with pytest.raises(RuntimeError, match=r'have another shape \(roi_head\.bbox_head\.fc_cls\.'
+                       r'weight: checkpoint \(8, '):
+        _run(cfg, tmp_path, 'det_stage2_other')

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -103,3 +104,17 @@ def test_mim_train_stage2_config(ade_root, tmp_path, shrink):
     assert [r.split('|')[2].strip() for r in rows[1:]] == ['150', '20', '55', '75']
     print('\n'.join(table.splitlines()[:8]))
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+
+
+def test_stage2_refuses_a_checkpoint_of_another_label_set(ade_root, tmp_path, shrink):
+    from mmseg.registry import MODELS
+    s1 = config('fcn_r50-d8_4xb4-160k_ade20k-512x512.py', shrink(ade_root), tmp_path / 's1')
+    s1.model.decode_head.num_classes = 7
+    s1.model.auxiliary_head.num_classes = 7
+    other = str(tmp_path / 'other_model.pth')
+    torch.save({'state_dict': MODELS.build(s1.model).state_dict(), 'meta': {}}, other)
+    s2 = config('fcn_r50-d8_disalign_4xb4-8k_ade20k-512x512.py', shrink(ade_root, stage2=True),
+                tmp_path / 's2', load_from=other)
+    with pytest.raises(RuntimeError, match=r'have another shape \(decode_head\.conv_seg\.weight: '
+                       r'checkpoint \(7, 8, 1, 1\) vs model'):
+        Runner.from_cfg(s2).train()

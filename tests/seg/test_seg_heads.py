@@ -11,8 +11,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import disalign_mm.seg  # noqa: F401
-from disalign_mm.core import DisAlignCalibration
-from disalign_mm.seg import (DisAlignConvSeg, DisAlignFCNHead, DisAlignHeadMixin,
+from disalign_mm.core import CalibratedConv2d, DisAlignCalibration, calibrate
+from disalign_mm.seg import (DisAlignFCNHead, DisAlignHeadMixin,
                              SegGRWCrossEntropyLoss, disalign_head_class)
 
 K = 5
@@ -164,10 +164,14 @@ def test_any_decode_head_through_the_generic_builder():
 
 
 def test_conv_seg_replacement_rejects_other_layers():
+    head = torch.nn.Module()
+    head.conv_seg = torch.nn.Conv2d(4, 3, 3)
     with pytest.raises(TypeError, match='1x1'):
-        DisAlignConvSeg.from_conv(torch.nn.Conv2d(4, 3, 3))
+        calibrate(head, 'conv_seg')
+    head.conv_seg = torch.nn.Conv2d(4, 3, 1)
+    assert isinstance(calibrate(head, 'conv_seg'), CalibratedConv2d)
     with pytest.raises(TypeError, match='twice'):
-        DisAlignConvSeg.from_conv(DisAlignConvSeg(4, 3))
+        calibrate(head, 'conv_seg')
 
 
 def test_counts_file_with_wrong_length_is_a_clear_error(tmp_path):
