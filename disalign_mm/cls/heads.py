@@ -9,7 +9,7 @@ checkpoint loads with no key surgery), and the calibration lives at
 ``fc.calibration``. Its confidence reads the feature that feeds ``fc`` (the
 ``pre_logits`` output).
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch

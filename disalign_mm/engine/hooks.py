@@ -9,8 +9,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 
 from ..core import DisAlignCalibration
-from .freeze import (FrozenStage2, freeze_stage2, reinit_module_names, reinitialize,
-                     select_trainable)
+from .freeze import FrozenStage2, freeze_stage2, reinit_module_names, reinitialize, select_trainable
 from .utils import unwrap_model
 
 #: checkpoint meta key recording that a stage 2 re-initialised these modules
@@ -68,7 +67,9 @@ def check_stage1_fit(model: nn.Module, state: Dict[str, torch.Tensor],
     own = model.state_dict()
     frozen = {k: v for k, v in own.items() if not k.startswith(calib) and k not in trainable}
     missing = [k for k in frozen if k not in state]
-    mismatched = [k for k in frozen if k in state and tuple(state[k].shape) != tuple(frozen[k].shape)]
+    mismatched = [
+        k for k in frozen if k in state and tuple(state[k].shape) != tuple(frozen[k].shape)
+    ]
     if missing or mismatched:
         parts = []
         if missing:

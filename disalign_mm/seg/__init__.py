@@ -9,8 +9,8 @@ into mmseg's registries only::
 import disalign_mm.engine  # noqa: F401  (root registries, checkpoint safety)
 from .ade20k import (ADE20K_TABLE16, ade20k_class_counts, ade20k_class_names, ade20k_groups,
                      ade20k_pixel_ratios, is_ade20k_classes)
-from .heads import (DisAlignDepthwiseSeparableASPPHead, DisAlignFCNHead,
-                    DisAlignHeadMixin, build_disalign_head, disalign_head_class)
+from .heads import (DisAlignDepthwiseSeparableASPPHead, DisAlignFCNHead, DisAlignHeadMixin,
+                    build_disalign_head, disalign_head_class)
 from .losses import SegGRWCrossEntropyLoss
 from .metrics import HeadBodyTailIoUMetric
 from .pixel_counts import count_pixels, dataset_pixel_counts, load_seg_map

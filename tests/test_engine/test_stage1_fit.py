@@ -4,9 +4,9 @@ import glob
 
 import pytest
 import torch
-from _tiny_runner import TinyModel, make_runner
 
 from disalign_mm.engine.hooks import check_stage1_fit
+from tests.tiny_runner import TinyModel, make_runner
 
 FREEZE = dict(type='DisAlignFreezeHook')
 

@@ -3,12 +3,12 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from _cls_fixtures import CFG_DIR, make_fmnist
 from mmengine.config import Config
 from mmpretrain.registry import DATASETS
 
 import disalign_mm.cls  # noqa: F401
 from disalign_mm.cls.datasets import FMNIST_DEFAULT_ROOT, class_counts_of, long_tail_counts
+from tests.test_cls.fixtures import CFG_DIR, make_fmnist
 
 
 def test_long_tail_profile_pinned():

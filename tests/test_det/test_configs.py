@@ -4,8 +4,9 @@ import glob
 import os.path as osp
 
 import pytest
-from _det_fixtures import CONFIGS
 from mmengine.config import Config
+
+from tests.test_det.fixtures import CONFIGS
 
 VERSIONS = {'v1': ('ms-1x', 1203), 'v0.5': ('ms-2x', 1230)}
 ARCHS = ['mask-rcnn_r50_fpn', 'mask-rcnn_r101_fpn', 'mask-rcnn_x101-32x4d_fpn',

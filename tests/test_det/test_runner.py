@@ -10,10 +10,13 @@ import sys
 
 import pytest
 import torch
-from _det_fixtures import IMAGE_COUNT, REPO, config_path, load_config, tiny_options, to_cli
 
 import disalign_mm.det  # noqa: F401
 from disalign_mm.core import grw_weights
+from tests.test_det.fixtures import (IMAGE_COUNT, REPO, config_path, load_config, tiny_options,
+                                     to_cli)
+
+pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
 
 V = 'v1'
 STAGE1 = 'mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'

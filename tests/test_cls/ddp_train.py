@@ -1,7 +1,8 @@
 """Run by tests/cls/test_cls_ddp.py under torchrun (2 CPU processes, gloo):
 stage 2 of the Fashion-MNIST-LT config through mmengine's pytorch launcher.
 
-usage: torchrun --nproc_per_node 2 _cls_ddp_train.py DATA_ROOT WORK_DIR CKPT OUT_DIR
+usage (from the repository root):
+    torchrun --nproc_per_node 2 -m tests.test_cls.ddp_train DATA_ROOT WORK_DIR CKPT OUT_DIR
 """
 import os
 import os.path as osp
@@ -12,8 +13,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _cls_fixtures import FMNIST_STAGE2, fix_schedule, load_cfg, tiny_fmnist_options  # noqa
+from tests.test_cls.fixtures import FMNIST_STAGE2, fix_schedule, load_cfg, tiny_fmnist_options
 
 
 class RecordCalibration(Hook):

@@ -2,7 +2,6 @@
 test-time average over stages made of the calibrated logits."""
 import pytest
 import torch
-from _det_fixtures import IMAGE_COUNT, NUM_CLASSES, load_config, tiny_options
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 from mmdet.testing import demo_mm_inputs, demo_mm_proposals
@@ -10,6 +9,7 @@ from mmdet.testing import demo_mm_inputs, demo_mm_proposals
 import disalign_mm.det  # noqa: F401
 from disalign_mm.core import CosineLinear
 from disalign_mm.det import DisAlignCosineLinear, DisAlignLinear, grw_bbox_heads
+from tests.test_det.fixtures import IMAGE_COUNT, NUM_CLASSES, load_config, tiny_options
 
 V = 'v1'
 
@@ -32,6 +32,7 @@ def randomize_calibrations(model, seed=0):
             c.confidence.weight.copy_(torch.randn(c.confidence.weight.shape, generator=g))
 
 
+@pytest.mark.slow  # builds two Cascade Mask R-CNN models per case
 @pytest.mark.parametrize('stage1, stage2, cls', [
     ('cascade-mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py',
      'disalign_cascade-mask-rcnn_r50_fpn_sample1e-3_9k_lvis-v1.py', DisAlignLinear),

@@ -6,14 +6,16 @@ import os.path as osp
 
 import pytest
 import torch
-from _cls_fixtures import (FMNIST_STAGE1, FMNIST_STAGE2, fix_schedule, load_cfg, make_fmnist,
-                           tiny_fmnist_options)
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import disalign_mm.cls  # noqa: F401
 from disalign_mm.engine.class_stats import ClassCounts
+from tests.test_cls.fixtures import (FMNIST_STAGE1, FMNIST_STAGE2, fix_schedule, load_cfg,
+                                     make_fmnist, tiny_fmnist_options)
+
+pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
 
 TINY_COUNTS = [40, 30, 23, 18, 14, 11, 8, 6, 5, 4]
 
@@ -168,7 +170,8 @@ def test_stage2_resumed_equals_uninterrupted(stage1, tmp_path):
     assert got.keys() == want.keys()
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-6, msg=k)
-    assert not torch.equal(want['head.fc.calibration.alpha'], _calib(first)['head.fc.calibration.alpha'])
+    alpha = 'head.fc.calibration.alpha'
+    assert not torch.equal(want[alpha], _calib(first)[alpha])
 
 
 def test_resuming_a_stage1_checkpoint_as_stage2_is_refused(stage1, tmp_path):

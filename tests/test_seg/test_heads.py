@@ -12,8 +12,8 @@ from mmseg.structures import SegDataSample
 
 import disalign_mm.seg  # noqa: F401
 from disalign_mm.core import CalibratedConv2d, DisAlignCalibration, calibrate
-from disalign_mm.seg import (DisAlignFCNHead, DisAlignHeadMixin,
-                             SegGRWCrossEntropyLoss, disalign_head_class)
+from disalign_mm.seg import (DisAlignFCNHead, DisAlignHeadMixin, SegGRWCrossEntropyLoss,
+                             disalign_head_class)
 
 K = 5
 FCN = dict(in_channels=6, channels=4, num_convs=1, concat_input=False, num_classes=K,

@@ -4,11 +4,11 @@ import glob
 import os.path as osp
 
 import pytest
-from _cls_fixtures import CFG_DIR
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import disalign_mm.cls  # noqa: F401
+from tests.test_cls.fixtures import CFG_DIR
 
 STAGE2 = sorted(
     glob.glob(osp.join(CFG_DIR, d, '*_stage2_disalign.py'))
@@ -84,6 +84,7 @@ def test_stage2_changes_only_stage2_things_and_loads_stage1(path):
     res = m2.load_state_dict(m1.state_dict(), strict=False)
     assert res.unexpected_keys == []
     assert sorted(res.missing_keys) == [
-        'head.fc.calibration.alpha', 'head.fc.calibration.beta', 'head.fc.calibration.confidence.bias',
+        'head.fc.calibration.alpha', 'head.fc.calibration.beta',
+        'head.fc.calibration.confidence.bias',
         'head.fc.calibration.confidence.weight'
     ]

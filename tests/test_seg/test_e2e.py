@@ -15,6 +15,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import disalign_mm.seg  # noqa: F401
 
+pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
+
 CFG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                    'configs', 'ade20k')
 CALIB = ['decode_head.conv_seg.calibration.alpha', 'decode_head.conv_seg.calibration.beta',

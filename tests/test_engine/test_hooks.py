@@ -3,9 +3,10 @@ import glob
 
 import pytest
 import torch
-from _tiny_runner import TinyModel, make_runner
 from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from tests.tiny_runner import TinyModel, make_runner
 
 FREEZE = dict(type='DisAlignFreezeHook')
 CALIB = ('fc.calibration.alpha', 'fc.calibration.beta', 'fc.calibration.confidence.weight',

@@ -1,7 +1,7 @@
-"""DisAlign's simpler second-stage peers in mmpretrain: cRT and LWS (with the
-class-balanced sampler), and the post-hoc tau-normalised and logit-adjusted
-heads; unit tests, the shipped configs, and shrunk end-to-end runs from one
-tiny stage-1 checkpoint."""
+"""DisAlign's simpler second-stage peers in mmpretrain (cRT, LWS, the post-hoc
+tau-normalised and logit-adjusted heads): the shipped configs, and shrunk
+end-to-end runs from one tiny stage-1 checkpoint. The heads and the sampler
+have their own test modules."""
 import glob
 import os.path as osp
 import pickle
@@ -11,21 +11,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _cls_fixtures import (CFG_DIR, FMNIST_STAGE1, MIM, REPO, fix_schedule, load_cfg, make_fmnist,
-                           tiny_fmnist_options)
 from mmengine.dataset import default_collate
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
-from mmpretrain.models.heads import LinearClsHead
-from mmpretrain.registry import DATA_SAMPLERS, DATASETS, MODELS
-from mmpretrain.structures import DataSample
+from mmpretrain.registry import DATASETS, MODELS
 
 import disalign_mm.cls  # noqa: F401
-import disalign_mm.cls.samplers as samplers_mod
-from disalign_mm.cls import ClassBalancedSampler, LogitAdjustedClsHead, TauNormClsHead
-from disalign_mm.engine.class_stats import ClassCounts
+from disalign_mm.cls import ClassBalancedSampler
+from tests.test_cls.fixtures import (CFG_DIR, FMNIST_STAGE1, MIM, REPO, fix_schedule, load_cfg,
+                                     make_fmnist, tiny_fmnist_options)
 
 TINY_COUNTS = [40, 30, 23, 18, 14, 11, 8, 6, 5, 4]
 FMNIST = osp.join(CFG_DIR, 'fashion_mnist_lt')
@@ -37,195 +33,6 @@ NEW_CONFIGS = sorted(
     glob.glob(osp.join(CFG_DIR, '*', '*_stage2_crt.py')) + glob.glob(
         osp.join(CFG_DIR, '*', '*_stage2_lws.py')) + glob.glob(
             osp.join(CFG_DIR, '*', '*_posthoc_*.py')))
-
-
-# ------------------------------------------------------------------ heads
-def _feats(n=5, c=4, seed=0):
-    return (torch.randn(n, c, generator=torch.Generator().manual_seed(seed)), )
-
-
-def _linear_state(k=3, c=4, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return {'fc.weight': torch.randn(k, c, generator=g) * torch.arange(1., k + 1)[:, None],
-            'fc.bias': torch.randn(k, generator=g)}
-
-
-def test_tau_norm_head_loads_a_linear_head_and_normalises():
-    stage1 = LinearClsHead(num_classes=3, in_channels=4)
-    stage1.load_state_dict(_linear_state())
-    head = TauNormClsHead(num_classes=3, in_channels=4, tau=1.0)
-    assert head.load_state_dict(stage1.state_dict()) is not None  # same keys, strict
-    feats = _feats()
-    w, b = stage1.fc.weight.detach(), stage1.fc.bias.detach()
-    unit = w / w.norm(dim=1, keepdim=True)
-    torch.testing.assert_close(head(feats), feats[0] @ unit.T, rtol=0, atol=1e-6)
-    keep = TauNormClsHead(num_classes=3, in_channels=4, tau=0.5, keep_bias=True)
-    keep.load_state_dict(stage1.state_dict())
-    want = feats[0] @ (w / w.norm(dim=1, keepdim=True).sqrt()).T + b
-    torch.testing.assert_close(keep(feats), want, rtol=0, atol=1e-6)
-    # tau 0 with the bias is the stage-1 head
-    same = TauNormClsHead(num_classes=3, in_channels=4, tau=0.0, keep_bias=True)
-    same.load_state_dict(stage1.state_dict())
-    torch.testing.assert_close(same(feats), stage1(feats), rtol=0, atol=0)
-    # predict() goes through forward: softmax of the normalised logits
-    pred = head.predict(feats, [DataSample() for _ in range(5)])
-    torch.testing.assert_close(pred[0].pred_score, F.softmax(feats[0] @ unit.T, 1)[0])
-
-
-def test_tau_norm_head_errors():
-    with pytest.raises(ValueError, match='tau must be a finite number >= 0'):
-        TauNormClsHead(num_classes=3, in_channels=4, tau=-1)
-    head = TauNormClsHead(num_classes=3, in_channels=4)
-    with pytest.raises(ValueError, match=r'\(5, 4\) \(5 classes.*num_classes=3'):
-        head.load_state_dict({'fc.weight': torch.ones(5, 4), 'fc.bias': torch.ones(5)})
-    with pytest.raises(RuntimeError, match='post-hoc inference head.*mim test'):
-        head.loss(_feats(), [DataSample().set_gt_label(0) for _ in range(5)])
-    head.fc.weight.data[1] = 0
-    with pytest.raises(ValueError, match=r'rows \[1\] have zero norm'):
-        head(_feats())
-
-
-def test_logit_adjusted_head_exact_values(tmp_path):
-    state = _linear_state()
-    counts = [50, 30, 20]
-    feats = _feats()
-    z = feats[0] @ state['fc.weight'].T + state['fc.bias']
-    for tau in (1.0, 0.5):
-        head = LogitAdjustedClsHead(num_classes=3, in_channels=4, tau=tau, class_counts=counts)
-        head.load_state_dict(state)
-        want = z - tau * torch.log(torch.tensor([0.5, 0.3, 0.2]))
-        torch.testing.assert_close(head(feats), want, rtol=0, atol=1e-6)
-    # the counts are a non-persistent buffer: not in the state dict, moved with .to()
-    assert 'class_counts' not in head.state_dict()
-    assert head.class_counts.dtype == torch.float64
-    assert head.to(torch.device('cpu')).class_counts.tolist() == counts
-    # from a counts file
-    path = str(tmp_path / 'counts.json')
-    ClassCounts([5, 3, 2], source='hand-made').dump(path)
-    head = LogitAdjustedClsHead(num_classes=3, in_channels=4, class_counts_file=path)
-    head.load_state_dict(state)
-    assert head.class_counts_source == 'hand-made'
-    torch.testing.assert_close(head(feats), z - torch.log(torch.tensor([0.5, 0.3, 0.2])),
-                               rtol=0, atol=1e-6)
-
-
-def test_logit_adjusted_head_errors(tmp_path):
-    head = LogitAdjustedClsHead(num_classes=3, in_channels=4)
-    assert head.class_counts is None
-    with pytest.raises(RuntimeError, match='no class counts.*ClassCountsHook.*class_counts_file'):
-        head(_feats())
-    with pytest.raises(ValueError, match='2 class counts but 3 classes'):
-        head.set_class_counts([1, 2])
-    with pytest.raises(ValueError, match=r'classes \[2\] have a count that is zero'):
-        head.set_class_counts([1, 2, 0])
-    assert head.class_counts is None  # a failed set leaves nothing half-set
-    with pytest.raises(ValueError, match='2 class counts but 3 classes'):
-        LogitAdjustedClsHead(num_classes=3, in_channels=4, class_counts=[1, 2])
-    path = str(tmp_path / 'counts.json')
-    ClassCounts([5, 3], source='two').dump(path)
-    with pytest.raises(ValueError, match='2 entries but the model has 3 classes'):
-        LogitAdjustedClsHead(num_classes=3, in_channels=4, class_counts_file=path)
-    with pytest.raises(ValueError, match='not both'):
-        LogitAdjustedClsHead(num_classes=3, in_channels=4, class_counts=[1, 1, 1],
-                             class_counts_file=path)
-    with pytest.raises(RuntimeError, match='post-hoc inference head'):
-        head.loss(_feats(), [DataSample().set_gt_label(0) for _ in range(5)])
-
-
-# ---------------------------------------------------------------- sampler
-class _Labels:
-    """A data set that only has labels (get_gt_labels, or get_data_info)."""
-
-    def __init__(self, labels, gt_labels=True):
-        self.labels = list(labels)
-        if gt_labels:
-            self.get_gt_labels = lambda: np.asarray(self.labels)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def get_data_info(self, i):
-        return dict(gt_label=self.labels[i])
-
-
-# classes 0..3 with 50/10/3/1 samples, class 4 has none, class 5 one
-LONG_TAIL = [0] * 50 + [1] * 10 + [2] * 3 + [3] * 1 + [5] * 1
-
-
-def test_sampler_draws_classes_uniformly():
-    ds = _Labels(LONG_TAIL)
-    s = ClassBalancedSampler(ds, num_samples=50000, seed=3)
-    assert len(s) == 50000
-    idx = list(s)
-    labels = np.asarray(LONG_TAIL)[idx]
-    freq = np.bincount(labels, minlength=6) / len(idx)
-    # 5 classes with samples: 0.2 each (3 sigma of a binomial(50000, 0.2) is 0.0054)
-    assert freq[4] == 0
-    np.testing.assert_allclose(freq[[0, 1, 2, 3, 5]], 0.2, atol=0.006)
-    # within a class, uniform over its samples: class 2 has indices 60, 61, 62
-    within = np.bincount(np.asarray(idx)[labels == 2] - 60) / (labels == 2).sum()
-    np.testing.assert_allclose(within, 1 / 3, atol=0.015)
-    # every index of the rare classes is drawn, none out of range
-    assert set(idx) == set(range(len(LONG_TAIL)))
-
-
-def test_sampler_is_deterministic_per_seed_and_epoch():
-    ds = _Labels(LONG_TAIL)
-    a, b = ClassBalancedSampler(ds, seed=1), ClassBalancedSampler(ds, seed=1)
-    first = list(a)
-    assert len(first) == len(LONG_TAIL) == len(a)  # default: len(dataset) draws
-    assert first == list(b) == list(a)
-    a.set_epoch(1)
-    assert list(a) != first
-    b.set_epoch(1)
-    assert list(a) == list(b)
-    assert list(ClassBalancedSampler(ds, seed=2)) != first
-    # labels through get_data_info give the same draws
-    assert list(ClassBalancedSampler(_Labels(LONG_TAIL, gt_labels=False), seed=1)) == first
-    # pinned: the first draws for seed 1, epoch 0
-    assert first[:8] == [17, 64, 64, 63, 63, 63, 59, 50]
-
-
-@pytest.mark.parametrize('round_up', [True, False])
-def test_sampler_splits_draws_over_ranks(monkeypatch, round_up):
-    ds = _Labels(LONG_TAIL)
-    full = ClassBalancedSampler(ds, num_samples=31 if not round_up else 33, seed=5)
-    parts = []
-    for rank in range(3):
-        monkeypatch.setattr(samplers_mod, 'get_dist_info', lambda r=rank: (r, 3))
-        s = ClassBalancedSampler(ds, num_samples=31, seed=5, round_up=round_up)
-        parts.append(list(s))
-        assert len(s) == len(parts[-1])
-    if round_up:  # ceil(31 / 3) = 11 per rank
-        assert [len(p) for p in parts] == [11, 11, 11]
-    else:  # 31 dealt: 11, 10, 10
-        assert [len(p) for p in parts] == [11, 10, 10]
-    # rank r takes draws r, r + 3, ... of one shared sequence
-    merged = [p[i] for i in range(11) for p in parts if i < len(p)]
-    assert merged == list(full)
-
-
-def test_sampler_logs_empty_classes_and_rejects_bad_input(capsys):
-    from mmengine.logging import MMLogger
-    MMLogger.get_instance('test_cls_peers_sampler', log_level='INFO')
-    ClassBalancedSampler(_Labels(LONG_TAIL), seed=0)
-    out = capsys.readouterr().out
-    assert ('ClassBalancedSampler: 5 classes with samples (1 to 50 each), drawn with '
-            'probability 1/5 each; 65 draws per epoch; classes [4] (1) have no sample') in out
-    with pytest.raises(ValueError, match='the data set is empty'):
-        ClassBalancedSampler(_Labels([]), seed=0)
-    with pytest.raises(ValueError, match='num_samples must be a positive integer'):
-        ClassBalancedSampler(_Labels([0, 1]), num_samples=0, seed=0)
-    with pytest.raises(ValueError, match='exactly one label per sample'):
-        ClassBalancedSampler(_Labels([[0, 1], [1, 0]], gt_labels=False), seed=0)
-    with pytest.raises(ValueError, match='negative label'):
-        ClassBalancedSampler(_Labels([0, -1]), seed=0)
-
-
-def test_sampler_is_registered_for_mmpretrain_configs():
-    s = DATA_SAMPLERS.build(dict(type='ClassBalancedSampler', num_samples=10),
-                            default_args=dict(dataset=_Labels([0, 1, 1]), seed=0))
-    assert isinstance(s, ClassBalancedSampler) and len(s) == 10
 
 
 # ---------------------------------------------------------------- configs
@@ -350,6 +157,7 @@ def _check_balanced(runner, rec):
     assert freq[9] > 0.05 and freq[0] < 0.2, freq
 
 
+@pytest.mark.slow
 def test_crt_retrains_a_reinitialised_classifier_only(stage1, tmp_path):
     root, ckpt = stage1
     rec = _Record()
@@ -372,6 +180,7 @@ def test_crt_retrains_a_reinitialised_classifier_only(stage1, tmp_path):
     assert 'DisAlignFreezeHook: 2 parameter tensors (170 of ' in log
 
 
+@pytest.mark.slow
 def test_lws_trains_only_the_class_scales(stage1, tmp_path):
     root, ckpt = stage1
     rec = _Record()
@@ -412,6 +221,7 @@ def _dumped_scores(path):
     return torch.stack([p['pred_score'] for p in preds]), [int(p['pred_label']) for p in preds]
 
 
+@pytest.mark.slow
 def test_tau_norm_posthoc_test_equals_manual(stage1, tmp_path):
     root, ckpt = stage1
     out = str(tmp_path / 'preds.pkl')
@@ -426,6 +236,7 @@ def test_tau_norm_posthoc_test_equals_manual(stage1, tmp_path):
     assert labels == want.argmax(1).tolist()
 
 
+@pytest.mark.slow
 def test_logit_adjust_posthoc_through_mim_test_equals_manual(stage1, tmp_path):
     root, ckpt = stage1
     out = str(tmp_path / 'preds.pkl')
@@ -450,6 +261,7 @@ def test_logit_adjust_posthoc_through_mim_test_equals_manual(stage1, tmp_path):
     assert not torch.allclose(scores, F.softmax(feats @ w.T + b, dim=1), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_logit_adjust_counts_must_agree_with_the_metric(stage1, tmp_path):
     root, ckpt = stage1
     cfg = _cfg(LOGIT_ADJ, root, str(tmp_path), load_from=ckpt,

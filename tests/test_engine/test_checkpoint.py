@@ -5,11 +5,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _tiny_runner import TinyModel, make_runner
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import disalign_mm.engine  # noqa: F401  (installs the safe loader)
+from tests.tiny_runner import TinyModel, make_runner
 
 
 @pytest.fixture(scope='module')

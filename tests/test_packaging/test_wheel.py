@@ -9,7 +9,9 @@ import zipfile
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     osp.relpath(p, osp.join(ROOT, 'configs'))
     for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)

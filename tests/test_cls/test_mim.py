@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from _cls_fixtures import REPO, make_fmnist, tiny_fmnist_options
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import disalign_mm.cls  # noqa: F401
+from tests.test_cls.fixtures import REPO, make_fmnist, tiny_fmnist_options
+
+pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
 
 
 def test_demo_runs_both_stages_through_mim_and_prints_one_table(tmp_path):

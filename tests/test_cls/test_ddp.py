@@ -1,19 +1,20 @@
 """Stage 2 under torch DDP: 2 CPU processes (gloo) started by torchrun,
 mmengine's pytorch launcher."""
 import os
-import os.path as osp
 import socket
 import subprocess
 import sys
 
+import pytest
 import torch
-from _cls_fixtures import FMNIST_STAGE1, fix_schedule, load_cfg, make_fmnist, tiny_fmnist_options
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import disalign_mm.cls  # noqa: F401
+from tests.test_cls.fixtures import (FMNIST_STAGE1, REPO, fix_schedule, load_cfg, make_fmnist,
+                                     tiny_fmnist_options)
 
-HERE = osp.dirname(osp.abspath(__file__))
+pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
 
 
 def _free_port():
@@ -31,10 +32,11 @@ def test_stage2_ddp_two_cpu_processes(tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-           f'--master_port={_free_port()}', osp.join(HERE, '_cls_ddp_train.py'),
+           f'--master_port={_free_port()}', '-m', 'tests.test_cls.ddp_train',
            root, str(tmp_path / 's2'), ckpt, str(out)]
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO)
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     r0 = torch.load(out / 'rank0.pth', weights_only=True)

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from _det_fixtures import CLASSES, IMAGE_COUNT, INSTANCE_COUNT, OBJECTS, H, W
 from mmdet.registry import HOOKS, METRICS, MODELS
 
 import disalign_mm.det  # noqa: F401
 from disalign_mm.det import (LVISClassCountsHook, apply_lvis_numpy_compat, lvis_class_counts,
                              lvis_frequency_groups)
 from disalign_mm.engine.class_stats import ClassCounts
+from tests.test_det.fixtures import CLASSES, IMAGE_COUNT, INSTANCE_COUNT, OBJECTS, H, W
 
 
 def write_json(path, data):
@@ -183,8 +183,9 @@ def test_stage2_config_reads_fixture(version, lvis_data):
     """Both LVIS layouts (v0.5: file_name under train2017/, v1: coco_url)
     load the fixture through the shipped stage-2 configs, and the counts
     hook finds the training annotation file behind ClassBalancedDataset."""
-    from _det_fixtures import load_config, tiny_options
     from mmdet.registry import DATASETS
+
+    from tests.test_det.fixtures import load_config, tiny_options
     name = f'disalign_mask-rcnn_r50_fpn_sample1e-3_9k_lvis-{version}.py'
     cfg = load_config(version, name, tiny_options(lvis_data, version))
     ds = DATASETS.build(cfg.train_dataloader.dataset)
