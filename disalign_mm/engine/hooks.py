@@ -3,12 +3,15 @@ and check that the frozen representation really is the stage-1 model."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.dist import broadcast
+from mmengine.dist import all_reduce, broadcast, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.utils import ProgressBar
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 from ..core import DisAlignCalibration
+from ..core.stats import collect_feature_moments, input_calibrations
 from .freeze import FrozenStage2, freeze_stage2, reinit_module_names, reinitialize, select_trainable
 from .utils import unwrap_model
 
@@ -135,6 +138,14 @@ class DisAlignFreezeHook(Hook):
             ``re.fullmatch`` against module names (e.g. ``['head\\.fc']``),
             see :func:`~disalign_mm.engine.freeze.reinit_module_names`.
             Defaults to None: nothing is re-initialised.
+        feature_stats_iters (int): When stage 2 starts, the per-channel
+            statistics that standardise the confidence's input (see
+            :class:`~disalign_mm.core.DisAlignCalibration`) are computed from
+            the frozen model's features on at most this many training
+            batches (a random subset of the training set, seeded with the
+            run's seed, through the training pipeline). Defaults to 50. Not
+            repeated when a stage-2 checkpoint is resumed (the statistics are
+            in it).
     """
 
     priority = 'VERY_HIGH'
@@ -143,7 +154,8 @@ class DisAlignFreezeHook(Hook):
                  trainable: Optional[Sequence[str]] = None,
                  require_checkpoint: bool = True,
                  log_names: int = 20,
-                 reinit: Optional[Sequence[str]] = None) -> None:
+                 reinit: Optional[Sequence[str]] = None,
+                 feature_stats_iters: int = 50) -> None:
         if isinstance(trainable, str):
             trainable = [trainable]
         self.trainable = None if trainable is None else list(trainable)
@@ -152,6 +164,9 @@ class DisAlignFreezeHook(Hook):
         if isinstance(reinit, str):
             reinit = [reinit]
         self.reinit = list(reinit or [])
+        if feature_stats_iters < 1:
+            raise ValueError(f'feature_stats_iters must be >= 1, got {feature_stats_iters}')
+        self.feature_stats_iters = int(feature_stats_iters)
         self._frozen: Optional[FrozenStage2] = None
         self._loaded = False  # after_load_checkpoint was called
 
@@ -192,6 +207,50 @@ class DisAlignFreezeHook(Hook):
         if self.reinit:
             self._reinit(runner)
         self._set_eval()
+        if not (runner.iter > 0 or runner.epoch > 0):
+            self._feature_stats(runner)
+
+    def _feature_stats(self, runner) -> None:
+        """Fix the standardisation statistics of every calibration whose
+        confidence reads the features (see ``feature_stats_iters``)."""
+        model = unwrap_model(runner.model)
+        todo = {n: c for n, c in input_calibrations(model).items() if not c.has_feature_stats}
+        if not todo:
+            return
+        loader = runner.train_dataloader
+        dataset = loader.dataset
+        rank, world = get_dist_info()
+        batch = loader.batch_size or 1
+        g = torch.Generator().manual_seed(int(runner.seed or 0))
+        order = torch.randperm(len(dataset), generator=g)[rank::world]
+        subset = Subset(dataset, order[:self.feature_stats_iters * batch].tolist())
+        sub_loader = DataLoader(subset, batch_size=batch, shuffle=False,
+                                num_workers=loader.num_workers, collate_fn=loader.collate_fn)
+        bar = ProgressBar(len(sub_loader)) if rank == 0 else None
+
+        def forward(data):
+            model(**model.data_preprocessor(data, True), mode='loss')
+            if bar is not None:
+                bar.update()
+
+        moments = collect_feature_moments(model, sub_loader, forward)
+        for name, cal in todo.items():
+            m = moments[name]
+            if m.sum is None:
+                raise RuntimeError(
+                    f'DisAlignFreezeHook: no feature reached {name} in {len(sub_loader)} '
+                    'training batches: is the training set empty?')
+            state = m.state()
+            all_reduce(state, op='sum')
+            m.load(state)
+            mean, std, constant = m.finalize()
+            cal.set_feature_stats(mean, std, m.count)
+            runner.logger.info(
+                f'DisAlignFreezeHook: confidence of {name} standardises its {mean.numel()} input '
+                f'channels with statistics of {int(m.count):,} training feature vectors '
+                f'({len(sub_loader)} batches per rank): std {float(std.min()):.4g} to '
+                f'{float(std.max()):.4g}, |mean| up to {float(mean.abs().max()):.4g}'
+                + (f'; {constant} constant channels are centred, not scaled' if constant else ''))
 
     def _check_resumed(self, meta: dict, stage2: bool) -> None:
         if not stage2:

@@ -7,6 +7,7 @@ from mmpretrain.structures import DataSample
 
 import disalign_mm.cls  # noqa: F401
 from disalign_mm.core import DisAlignCalibration
+from tests.calibration_keys import calibration_keys
 
 
 def _linear_head(num_classes=3, in_channels=2, **kw):
@@ -53,10 +54,7 @@ def test_stage1_linear_checkpoint_loads_without_key_surgery():
     head = _linear_head()
     res = head.load_state_dict(stage1.state_dict(), strict=False)
     assert res.unexpected_keys == []
-    assert sorted(res.missing_keys) == [
-        'fc.calibration.alpha', 'fc.calibration.beta', 'fc.calibration.confidence.bias',
-        'fc.calibration.confidence.weight'
-    ]
+    assert sorted(res.missing_keys) == calibration_keys('fc.calibration.')
     assert torch.equal(head.fc.weight, stage1.fc.weight)
     x = torch.randn(6, 2)
     torch.testing.assert_close(head((x, )), stage1((x, )))

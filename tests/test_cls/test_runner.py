@@ -12,6 +12,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import disalign_mm.cls  # noqa: F401
 from disalign_mm.engine.class_stats import ClassCounts
+from tests.calibration_keys import calibration_keys
 from tests.test_cls.fixtures import (FMNIST_STAGE1, FMNIST_STAGE2, fix_schedule, load_cfg,
                                      make_fmnist, tiny_fmnist_options)
 
@@ -64,8 +65,7 @@ def test_stage2_trains_only_the_calibration(stage1, tmp_path):
     before = _ckpt_state(ckpt)
     after = runner.model.state_dict()
     calib = sorted(k for k in after if '.calibration.' in k)
-    assert calib == ['head.fc.calibration.alpha', 'head.fc.calibration.beta',
-                     'head.fc.calibration.confidence.bias', 'head.fc.calibration.confidence.weight']
+    assert calib == calibration_keys('head.fc.calibration.')
     assert set(after) - set(calib) == set(before)
     for k, v in before.items():  # weights and BN statistics: frozen
         assert torch.equal(after[k], v), k

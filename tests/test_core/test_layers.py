@@ -40,9 +40,10 @@ def test_calibrate_keeps_names_weights_and_output(layer, x):
     fresh = calibrate(_holder(type(layer)(*_args(layer))), 'cls')
     res = fresh.load_state_dict(stage1, strict=False)
     assert res.unexpected_keys == []
-    assert sorted(res.missing_keys) == ['calibration.alpha', 'calibration.beta',
-                                        'calibration.confidence.bias',
-                                        'calibration.confidence.weight']
+    assert sorted(res.missing_keys) == [
+        'calibration.alpha', 'calibration.beta', 'calibration.confidence.bias',
+        'calibration.confidence.weight', 'calibration.feature_count', 'calibration.feature_mean',
+        'calibration.feature_std']
 
 
 def _args(layer):

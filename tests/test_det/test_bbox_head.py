@@ -9,11 +9,11 @@ from mmengine.config import ConfigDict
 import disalign_mm.det  # noqa: F401
 from disalign_mm.core import CosineLinear, DisAlignCalibration, grw_weights
 from disalign_mm.det import DisAlignCosineLinear, DisAlignLinear
+from tests.calibration_keys import calibration_keys
 
 K = 5
 COUNTS = [150, 120, 40, 3, 15]
-CALIB_KEYS = {'fc_cls.calibration.alpha', 'fc_cls.calibration.beta',
-              'fc_cls.calibration.confidence.weight', 'fc_cls.calibration.confidence.bias'}
+CALIB_KEYS = set(calibration_keys('fc_cls.calibration.'))
 
 
 def head_cfg(predictor=None, loss=None):

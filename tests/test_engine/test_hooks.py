@@ -6,11 +6,15 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from tests.tiny_runner import TinyModel, make_runner
+from tests.tiny_runner import TinyData, TinyModel, make_runner
+
+pytestmark = pytest.mark.slow  # Runner runs
 
 FREEZE = dict(type='DisAlignFreezeHook')
 CALIB = ('fc.calibration.alpha', 'fc.calibration.beta', 'fc.calibration.confidence.weight',
          'fc.calibration.confidence.bias')
+STATS = ('fc.calibration.feature_mean', 'fc.calibration.feature_std',
+         'fc.calibration.feature_count')
 
 
 @pytest.fixture(scope='module')
@@ -85,12 +89,36 @@ def test_interrupted_stage2_resumes_to_the_same_calibration(stage1_ckpt, tmp_pat
     full.train()
     make_runner(tmp_path / 'cut', max_iters=3, hooks=[FREEZE], load_from=stage1_ckpt).train()
     # "--resume" with no path: load_from None, the latest stage-2 checkpoint
-    resumed = make_runner(tmp_path / 'cut', max_iters=6, hooks=[FREEZE], resume=True)
+    resumed = make_runner(tmp_path / 'cut', max_iters=6, hooks=[FREEZE], resume=True,
+                          log_level='INFO')
     resumed.train()
     assert resumed.iter == 6
-    for name in CALIB:
+    for name in CALIB + STATS:
         torch.testing.assert_close(resumed.model.state_dict()[name],
                                    full.model.state_dict()[name], rtol=0, atol=0)
+    # the statistics came from the resumed checkpoint, not from a new pass
+    log = open(glob.glob(f'{resumed.log_dir}/*.log')[0]).read()
+    assert 'standardises its' not in log
+
+
+def test_stage2_fixes_the_confidence_statistics_from_training_features(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path, max_iters=3, hooks=[FREEZE], load_from=stage1_ckpt,
+                         log_level='INFO')
+    runner.train()
+    cal = runner.model.fc.calibration
+    data = TinyData()
+    with torch.no_grad():  # the frozen backbone, in eval mode, on every training sample
+        feats = runner.model.backbone(data.x)
+    assert float(cal.feature_count) == len(data)  # 8 batches of 8 <= feature_stats_iters
+    torch.testing.assert_close(cal.feature_mean, feats.mean(0))
+    torch.testing.assert_close(cal.feature_std, feats.std(0, unbiased=False))
+    saved = _load_checkpoint(str(tmp_path / 'iter_3.pth'))['state_dict']
+    assert torch.equal(saved['fc.calibration.feature_mean'], cal.feature_mean)
+    log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
+    assert ('confidence of fc.calibration standardises its 8 input channels with statistics '
+            'of 64 training feature vectors (8 batches per rank)') in log
+    with pytest.raises(ValueError, match='feature_stats_iters must be >= 1'):
+        make_runner(tmp_path / 'bad', hooks=[dict(FREEZE, feature_stats_iters=0)]).train()
 
 
 # ---- reinit: cRT re-initialises the classifier after loading stage 1 ----

@@ -8,6 +8,8 @@ import torch
 from disalign_mm.engine.hooks import check_stage1_fit
 from tests.tiny_runner import TinyModel, make_runner
 
+pytestmark = pytest.mark.slow  # Runner runs
+
 FREEZE = dict(type='DisAlignFreezeHook')
 
 

@@ -7,12 +7,11 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import disalign_mm.seg  # noqa: F401
+from tests.calibration_keys import calibration_keys
 
 CFG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                    'configs', 'ade20k')
-CALIB = {'decode_head.conv_seg.calibration.alpha', 'decode_head.conv_seg.calibration.beta',
-         'decode_head.conv_seg.calibration.confidence.bias',
-         'decode_head.conv_seg.calibration.confidence.weight'}
+CALIB = set(calibration_keys('decode_head.conv_seg.calibration.'))
 MODELS_ = [('fcn_r50-d8', 'fcn', 'DisAlignFCNHead', 50),
            ('fcn_r101-d8', 'fcn', 'DisAlignFCNHead', 101),
            ('deeplabv3plus_r50-d8', 'deeplabv3plus', 'DisAlignDepthwiseSeparableASPPHead', 50),

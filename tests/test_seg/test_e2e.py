@@ -14,14 +14,14 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import disalign_mm.seg  # noqa: F401
+from tests.calibration_keys import calibration_keys
 
 pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
 
 CFG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                    'configs', 'ade20k')
-CALIB = ['decode_head.conv_seg.calibration.alpha', 'decode_head.conv_seg.calibration.beta',
-         'decode_head.conv_seg.calibration.confidence.bias',
-         'decode_head.conv_seg.calibration.confidence.weight']
+CALIB = calibration_keys('decode_head.conv_seg.calibration.', buffers=False)
+CALIB_STATE = calibration_keys('decode_head.conv_seg.calibration.')
 
 
 def config(name, opts, work_dir, **extra):
@@ -48,10 +48,10 @@ def test_stage1_to_stage2_through_the_runner(ade_root, tmp_path, shrink):
     model = runner.train()
     state2 = model.state_dict()
     assert not model.with_auxiliary_head
-    assert sorted(k for k in state2 if k not in state1) == CALIB
+    assert sorted(k for k in state2 if k not in state1) == CALIB_STATE
     # the stage-1 model is frozen: weights and BN statistics unchanged
     for k, v in state2.items():
-        if k not in CALIB:
+        if k not in CALIB_STATE:
             assert torch.equal(v, state1[k]), k
     cal = model.decode_head.conv_seg.calibration
     assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == CALIB

@@ -14,6 +14,7 @@ import disalign_mm.seg  # noqa: F401
 from disalign_mm.core import CalibratedConv2d, DisAlignCalibration, calibrate
 from disalign_mm.seg import (DisAlignFCNHead, DisAlignHeadMixin, SegGRWCrossEntropyLoss,
                              disalign_head_class)
+from tests.calibration_keys import calibration_keys
 
 K = 5
 FCN = dict(in_channels=6, channels=4, num_convs=1, concat_input=False, num_classes=K,
@@ -44,9 +45,7 @@ def test_state_dict_is_the_plain_heads_plus_calibration():
     head = MODELS.build(fcn_cfg())
     plain_keys, keys = set(plain.state_dict()), set(head.state_dict())
     assert plain_keys < keys
-    assert sorted(keys - plain_keys) == [
-        'conv_seg.calibration.alpha', 'conv_seg.calibration.beta',
-        'conv_seg.calibration.confidence.bias', 'conv_seg.calibration.confidence.weight']
+    assert sorted(keys - plain_keys) == calibration_keys('conv_seg.calibration.')
     assert isinstance(head.conv_seg, torch.nn.Conv2d)
     assert isinstance(head.conv_seg.calibration, DisAlignCalibration)
     # a plain (stage-1) state dict loads with no surgery, only the
@@ -137,9 +136,7 @@ def test_deeplabv3plus_head_forward_and_loss():
     assert isinstance(head, DepthwiseSeparableASPPHead)
     plain_keys = set(DepthwiseSeparableASPPHead(
         **{k: v for k, v in cfg.items() if k not in ('type', 'loss_decode')}).state_dict())
-    assert set(head.state_dict()) - plain_keys == {
-        'conv_seg.calibration.alpha', 'conv_seg.calibration.beta',
-        'conv_seg.calibration.confidence.bias', 'conv_seg.calibration.confidence.weight'}
+    assert set(head.state_dict()) - plain_keys == set(calibration_keys('conv_seg.calibration.'))
     inputs = [torch.randn(2, 3, 8, 8), torch.randn(2, 8, 4, 4)]
     assert head(inputs).shape == (2, K, 8, 8)
     labels = torch.randint(0, K, (2, 16, 16))
