@@ -3,6 +3,7 @@ import copy
 import uuid
 
 import torch
+from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
@@ -76,3 +77,26 @@ def make_runner(work_dir, model=None, max_iters=6, hooks=(), **kwargs) -> Runner
     )
     cfg.update(kwargs)
     return Runner(**cfg)
+
+
+class TinyAccuracy(BaseMetric):
+    """Top-1 accuracy of TinyModel's logits."""
+
+    def process(self, data_batch, data_samples) -> None:
+        pred = torch.stack(list(data_samples)).argmax(1)
+        self.results.append(float((pred == data_batch['labels']).float().sum()))
+        self.results.append(len(pred))
+
+    def compute_metrics(self, results) -> dict:
+        return dict(top1=100 * sum(results[::2]) / sum(results[1::2]))
+
+
+def val_options() -> dict:
+    """``make_runner`` keyword arguments that add a validation loop (the
+    training data, TinyAccuracy) after every 3 iterations."""
+    return dict(
+        val_dataloader=dict(dataset=TinyData(), sampler=dict(type='DefaultSampler', shuffle=False),
+                            collate_fn=dict(type='default_collate'), batch_size=16,
+                            num_workers=0),
+        val_cfg=dict(), val_evaluator=Evaluator(TinyAccuracy()),
+        train_cfg=dict(by_epoch=False, max_iters=3, val_interval=3))

@@ -3,6 +3,7 @@ from .calibration import CONFIDENCE_MODES, DisAlignCalibration
 from .cosine import CosineLinear
 from .grw import GRWCrossEntropyLoss, grw_cross_entropy, grw_weights
 from .layers import CalibratedConv2d, CalibratedCosineLinear, CalibratedLinear, calibrate
+from .monitor import CalibrationMonitor
 from .posthoc import class_log_prior, logit_adjust, tau_normalize
 from .stats import FeatureMoments, collect_feature_moments, input_calibrations
 
@@ -10,5 +11,5 @@ __all__ = [
     'CONFIDENCE_MODES', 'DisAlignCalibration', 'CosineLinear', 'CalibratedLinear',
     'CalibratedCosineLinear', 'CalibratedConv2d', 'calibrate', 'GRWCrossEntropyLoss',
     'grw_cross_entropy', 'grw_weights', 'tau_normalize', 'logit_adjust', 'class_log_prior',
-    'FeatureMoments', 'collect_feature_moments', 'input_calibrations'
+    'FeatureMoments', 'collect_feature_moments', 'input_calibrations', 'CalibrationMonitor'
 ]

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..core import DisAlignCalibration
+from ..core.monitor import HIGH, LOW, CalibrationMonitor
 from ..core.stats import collect_feature_moments, input_calibrations
 from .freeze import FrozenStage2, freeze_stage2, reinit_module_names, reinitialize, select_trainable
 from .utils import unwrap_model
@@ -112,6 +113,14 @@ class DisAlignFreezeHook(Hook):
       trainable parameters: resuming a stage-1 checkpoint would restore the
       stage-1 optimizer and counters.
 
+    In every validation and test epoch it reports what the calibrations do
+    (:class:`~disalign_mm.core.CalibrationMonitor`): the mean confidence,
+    the fractions of inputs with sigma below 0.02 or above 0.98, and the
+    fraction of decisions that differ from the stage-1 model's, logged as
+    ``val/disalign/*`` (``test/disalign/*``) scalars, with a warning naming
+    the likely cause when sigma is saturated on more than 95 % of the inputs
+    or no decision changed.
+
     With DDP, parameters frozen after the wrapper was built need
     ``model_wrapper_cfg=dict(type='MMDistributedDataParallel',
     find_unused_parameters=True)``.
@@ -168,6 +177,9 @@ class DisAlignFreezeHook(Hook):
             raise ValueError(f'feature_stats_iters must be >= 1, got {feature_stats_iters}')
         self.feature_stats_iters = int(feature_stats_iters)
         self._frozen: Optional[FrozenStage2] = None
+        self._monitor: Optional[CalibrationMonitor] = None
+        #: the last report of each mode ('val', 'test'), see _report()
+        self.reports: Dict[str, dict] = {}
         self._loaded = False  # after_load_checkpoint was called
 
     def select_trainable(self, model: nn.Module) -> List[str]:
@@ -299,3 +311,57 @@ class DisAlignFreezeHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._set_eval()
+
+    # ---- what the calibrations did, per validation / test epoch
+    def _start_monitor(self, runner) -> None:
+        self._monitor = CalibrationMonitor(unwrap_model(runner.model)).start()
+
+    def before_val_epoch(self, runner) -> None:
+        self._start_monitor(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        self._start_monitor(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._report(runner, 'val')
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._report(runner, 'test')
+
+    def _report(self, runner, mode: str) -> None:
+        if self._monitor is None:
+            return
+        counts = self._monitor.counts().clone()
+        self._monitor.stop()
+        self._monitor = None
+        all_reduce(counts, op='sum')
+        summary = CalibrationMonitor.summary(counts)
+        if summary is None:
+            return
+        self.reports[mode] = summary
+        for key, value in summary.items():
+            runner.message_hub.update_scalar(f'{mode}/disalign/{key}', value)
+        msg = (f'DisAlign ({mode}, {int(summary["inputs"]):,} classified inputs): '
+               f'{100 * summary["changed"]:.2f}% of the decisions differ from the stage-1 model')
+        saturated = None
+        if 'sigma_mean' in summary:
+            saturated = summary['sigma_low'] + summary['sigma_high']
+            msg += (f'; confidence sigma mean {summary["sigma_mean"]:.3f}, '
+                    f'{100 * summary["sigma_low"]:.1f}% below {LOW}, '
+                    f'{100 * summary["sigma_high"]:.1f}% above {HIGH}')
+        runner.logger.info(msg)
+        if saturated is not None and saturated > 0.95:
+            where = 'near 0' if summary['sigma_low'] >= summary['sigma_high'] else 'near 1'
+            runner.logger.warning(
+                f'DisAlign: the confidence sigma is saturated ({where}) on '
+                f'{100 * saturated:.1f}% of the {mode} inputs, so the calibration acts '
+                'all-or-nothing (near 0 it changes nothing, near 1 Eq. 5 is plain '
+                'alpha * z + beta). Likely cause: features on a scale the confidence was not '
+                'conditioned for (standardize_features=False, or statistics from other data), '
+                'or a learning rate too high for the confidence layer.')
+        if summary['changed'] == 0:
+            runner.logger.warning(
+                f'DisAlign: no {mode} decision differs from the stage-1 model: stage 2 changed '
+                'nothing. Likely cause: sigma near 0 on every input (see above), a calibration '
+                'still at its identity start (not trained, or lr 0), or a stage-1 checkpoint '
+                'evaluated with a stage-2 config.')

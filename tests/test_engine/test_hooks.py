@@ -6,7 +6,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from tests.tiny_runner import TinyData, TinyModel, make_runner
+from tests.tiny_runner import TinyData, TinyModel, make_runner, val_options
 
 pytestmark = pytest.mark.slow  # Runner runs
 
@@ -194,3 +194,28 @@ def test_reinit_bad_patterns(stage1_ckpt, tmp_path):
     with pytest.raises(RuntimeError, match=r"reinit matched \['backbone'\] \(Sequential\), "
                        'which have no reset_parameters'):
         runner.train()
+
+
+def test_validation_reports_what_the_calibration_did(stage1_ckpt, tmp_path):
+    runner = make_runner(tmp_path, hooks=[FREEZE], load_from=stage1_ckpt, log_level='INFO',
+                         **val_options())
+    runner.train()
+    hook = next(h for h in runner._hooks if type(h).__name__ == 'DisAlignFreezeHook')
+    report = hook.reports['val']
+    assert report['inputs'] == len(TinyData())
+    scalars = runner.message_hub.log_scalars
+    for key in ('changed', 'sigma_mean', 'sigma_low', 'sigma_high'):
+        assert scalars[f'val/disalign/{key}'].current() == report[key]
+    assert 0 < report['sigma_mean'] < 1
+    log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
+    assert f'DisAlign (val, {len(TinyData())} classified inputs): ' in log
+    assert 'stage 2 changed nothing' not in log
+
+    # a saturated confidence and an unchanged model are said out loud
+    with torch.no_grad():
+        runner.model.fc.calibration.confidence.bias.fill_(-50.0)
+    runner.val()
+    assert hook.reports['val']['sigma_low'] == 1.0 and hook.reports['val']['changed'] == 0
+    log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
+    assert 'confidence sigma is saturated (near 0) on 100.0% of the val inputs' in log
+    assert 'no val decision differs from the stage-1 model: stage 2 changed nothing' in log
