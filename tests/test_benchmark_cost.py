@@ -81,7 +81,7 @@ def test_freeze_is_the_hooks():
     trainable = {n for n, p in model2.named_parameters() if p.requires_grad}
     assert trainable == set(calibration_param_names(model2)) == set(select_trainable(model2))
     assert not model2.backbone.training and not model2.neck.training
-    assert model2.head.disalign.training
+    assert model2.head.fc.calibration.training
     # stage 2 starts from the stage-1 weights
     s1 = model1.state_dict()
     assert all(torch.equal(v, s1[k]) for k, v in model2.state_dict().items() if k in s1)

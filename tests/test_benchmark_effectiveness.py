@@ -12,10 +12,9 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tests', 'cls'))
-from _cls_fixtures import (FMNIST_STAGE1, FMNIST_STAGE2, fix_schedule, load_cfg,  # noqa: E402
-                           make_fmnist, tiny_fmnist_options)
-
 from disalign_mm.cls import long_tail_counts  # noqa: E402
+from tests.test_cls.fixtures import (FMNIST_STAGE1, FMNIST_STAGE2, fix_schedule,  # noqa: E402
+                                     load_cfg, make_fmnist, tiny_fmnist_options)
 
 TOOL = osp.join(REPO, 'tools', 'benchmark', 'effectiveness.py')
 spec = importlib.util.spec_from_file_location('effectiveness', TOOL)

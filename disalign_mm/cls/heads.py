@@ -2,13 +2,14 @@
 stage 2 (paper Sec. 3.2.1, Eq. 3-5), and the post-hoc peers of DisAlign
 (tau-normalisation, logit adjustment) that test a stage-1 model as it is.
 
-The classifier keeps mmpretrain's name ``fc`` (``fc.weight``/``fc.bias`` for a
-linear classifier, ``fc.weight``/``fc.scale`` for a cosine one), so a stage-1
-checkpoint loads into the DisAlign head with no key surgery; the calibration is
-the new sub-module ``disalign``. The calibration reads the feature that feeds
-``fc`` (the ``pre_logits`` output) for its confidence score.
+DisAlign enters mmpretrain as it enters every host: the classifier ``fc``
+becomes a calibrated layer of :mod:`disalign_mm.core.layers` (same
+``fc.weight``/``fc.bias`` or ``fc.weight``/``fc.scale``, so a stage-1
+checkpoint loads with no key surgery), and the calibration lives at
+``fc.calibration``. Its confidence reads the feature that feeds ``fc`` (the
+``pre_logits`` output).
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -17,8 +18,8 @@ from mmpretrain.models.heads import ClsHead, LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..core import DisAlignCalibration, class_log_prior, logit_adjust, tau_normalize
-from ..core.cosine import CosineLinear
+from ..core import CosineLinear, calibrate, class_log_prior, logit_adjust, tau_normalize
+from ..core.posthoc import Counts, check_tau
 from ..engine.class_stats import load_class_counts
 
 
@@ -106,51 +107,21 @@ class CosineClsHead(_CheckedLoadMixin, ClsHead):
         return self.fc(self.pre_logits(feats))
 
 
-class _DisAlignMixin:
-    """Adds ``self.disalign`` after the classifier ``self.fc``."""
-
-    def _build_disalign(self, calibration: Optional[dict]) -> None:
-        self.disalign = DisAlignCalibration(
-            num_classes=self.num_classes, in_channels=self.in_channels,
-            **(calibration or {}))
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """Calibrated logits ``(N, num_classes)``: ``predict()`` and
-        ``loss()`` of :class:`ClsHead` both go through here."""
-        pre = self.pre_logits(feats)
-        return self.disalign(self.fc(pre), pre)
-
-    def init_weights(self) -> None:
-        """Initialise the classifier as the stage-1 head does, then restore
-        the calibration's documented initial values (the head's
-        ``init_cfg`` would otherwise also re-draw the confidence layer)."""
-        super().init_weights()
-        self.disalign.reset_parameters()
-
-
-_CALIB_ARGS_DOC = """
-        calibration (dict, optional): Keyword arguments of
-            :class:`~disalign_mm.core.DisAlignCalibration` (``alpha_init``,
-            ``beta_init``, ``use_magnitude``, ``use_margin``, ``confidence``,
-            ``confidence_weight_init``, ``confidence_bias_init``). Defaults
-            to None: alpha 1, beta 0, input-dependent confidence, i.e. stage
-            2 starts from the stage-1 predictions (paper A.2). The official
-            code's start is ``dict(alpha_init=2.0,
-            confidence_weight_init=0.1)``."""
-
-
 @MODELS.register_module()
-class DisAlignLinearClsHead(_DisAlignMixin, _CheckedLoadMixin, LinearClsHead):
-    __doc__ = """DisAlign head over a linear classifier (stage 2).
+class DisAlignLinearClsHead(_CheckedLoadMixin, LinearClsHead):
+    """DisAlign head over a linear classifier (stage 2).
 
-    ``fc`` is :class:`LinearClsHead`'s classifier, so a stage-1
-    ``LinearClsHead`` checkpoint loads as is; ``disalign`` is the new
-    :class:`~disalign_mm.core.DisAlignCalibration`. A checkpoint whose ``fc``
-    has another shape is an error, not a warning.
+    :class:`LinearClsHead` whose ``fc`` is a
+    :class:`~disalign_mm.core.CalibratedLinear`: the stage-1 ``fc.weight`` and
+    ``fc.bias`` load as they are, and the calibration is ``fc.calibration``.
+    A checkpoint whose ``fc`` has another shape is an error, not a warning.
 
     Args:
         num_classes (int): Number of classes.
-        in_channels (int): Width of the input feature.""" + _CALIB_ARGS_DOC + """
+        in_channels (int): Width of the input feature.
+        calibration (dict, optional): Keyword arguments of
+            :class:`~disalign_mm.core.DisAlignCalibration`. Defaults to None
+            (the identity start: stage 2 starts from the stage-1 predictions).
         init_cfg (dict, optional): Initialization of ``fc``. Defaults to
             ``dict(type='Normal', layer='Linear', std=0.01)`` as in
             LinearClsHead; the calibration keeps its own initial values.
@@ -166,23 +137,24 @@ class DisAlignLinearClsHead(_DisAlignMixin, _CheckedLoadMixin, LinearClsHead):
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
-        self._build_disalign(calibration)
+        calibrate(self, 'fc', calibration)
 
 
 @MODELS.register_module()
-class DisAlignCosineClsHead(_DisAlignMixin, CosineClsHead):
-    __doc__ = """DisAlign head over a cosine classifier (stage 2, the
-    paper's "*" rows; GRW rho 1.5).
+class DisAlignCosineClsHead(CosineClsHead):
+    """DisAlign head over a cosine classifier (stage 2 of the paper's "*"
+    rows).
 
-    ``fc`` is :class:`CosineClsHead`'s classifier (``fc.weight``,
-    ``fc.scale``), so a stage-1 CosineClsHead checkpoint loads as is.
+    :class:`CosineClsHead` whose ``fc`` is a
+    :class:`~disalign_mm.core.CalibratedCosineLinear` (``fc.weight``,
+    ``fc.scale`` as in stage 1; the calibration is ``fc.calibration``).
 
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Width of the input feature.
         scale (float): Initial cosine scale. Defaults to 16.0.
-        learn_scale (bool): The scale is a parameter. Defaults to True.""" \
-        + _CALIB_ARGS_DOC + """
+        learn_scale (bool): The scale is a parameter. Defaults to True.
+        calibration (dict, optional): See :class:`DisAlignLinearClsHead`.
         init_cfg (dict, optional): Defaults to None.
         **kwargs: ``loss``, ``topk``, ``cal_acc`` of ClsHead.
     """
@@ -198,7 +170,7 @@ class DisAlignCosineClsHead(_DisAlignMixin, CosineClsHead):
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          scale=scale, learn_scale=learn_scale,
                          init_cfg=init_cfg, **kwargs)
-        self._build_disalign(calibration)
+        calibrate(self, 'fc', calibration)
 
 
 class _PostHocMixin:
@@ -254,9 +226,7 @@ class TauNormClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
-        if not (isinstance(tau, (int, float)) and np.isfinite(tau) and tau >= 0):
-            raise ValueError(f'TauNormClsHead: tau must be a number >= 0, got {tau!r}')
-        self.tau = float(tau)
+        self.tau = check_tau(tau, 'TauNormClsHead')
         self.keep_bias = bool(keep_bias)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
@@ -266,9 +236,6 @@ class TauNormClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
 
     def extra_repr(self) -> str:
         return f'tau={self.tau}, keep_bias={self.keep_bias}'
-
-
-CountsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 
 
 @MODELS.register_module()
@@ -306,18 +273,16 @@ class LogitAdjustedClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
                  num_classes: int,
                  in_channels: int,
                  tau: float = 1.0,
-                 class_counts: Optional[CountsLike] = None,
+                 class_counts: Optional[Counts] = None,
                  class_counts_file: Optional[str] = None,
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
-        if not (isinstance(tau, (int, float)) and np.isfinite(tau) and tau >= 0):
-            raise ValueError(f'LogitAdjustedClsHead: tau must be a number >= 0, got {tau!r}')
         if class_counts is not None and class_counts_file is not None:
             raise ValueError('LogitAdjustedClsHead: give class_counts or class_counts_file, '
                              'not both')
-        self.tau = float(tau)
+        self.tau = check_tau(tau, 'LogitAdjustedClsHead')
         self.class_counts_source = ''
         self.register_buffer('class_counts', None, persistent=False)
         if class_counts_file is not None:
@@ -326,7 +291,7 @@ class LogitAdjustedClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
         elif class_counts is not None:
             self.set_class_counts(class_counts, source='head config (class_counts)')
 
-    def set_class_counts(self, counts: CountsLike, source: str = '') -> torch.Tensor:
+    def set_class_counts(self, counts: Counts, source: str = '') -> torch.Tensor:
         """Set the training counts (``source``: where they come from, for the
         log); they must be ``num_classes`` positive numbers. Returns them
         (float64)."""

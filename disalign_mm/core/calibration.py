@@ -2,6 +2,7 @@
 
 Plain torch: the host adapters in ``disalign_mm.cls/seg/det`` wrap this module.
 """
+import warnings
 from typing import Optional
 
 import torch
@@ -32,6 +33,19 @@ class DisAlignCalibration(nn.Module):
     parameters are the same either way (``confidence.weight`` of shape
     ``(1, C)``, ``confidence.bias``).
 
+    **Standardised confidence input.** The scale of the frozen features is an
+    accident of stage 1 (weight decay, normalisation layers, architecture):
+    pooled features with norms in the hundreds drive ``v^T x`` to +-1000
+    after a few SGD steps, sigma saturates at 0 or 1, and stage 2 silently
+    changes nothing (or ignores the input). With ``standardize_features``
+    the confidence reads ``x' = (x - mu) / s``, with fixed per-channel
+    statistics ``mu``, ``s`` of the stage-1 training features (buffers
+    ``feature_mean``, ``feature_std``, set once by :meth:`set_feature_stats`
+    when stage 2 starts, saved in the checkpoint): ``sigmoid(v^T x' + b)`` is
+    the same model family as the paper's ``sigmoid(v^T x + b)`` (a fixed
+    affine map of ``x``), but invariant to the scale and offset of the
+    features. Until statistics are set, ``mu = 0, s = 1``: the raw features.
+
     Args:
         num_classes (int): Number of calibrated classes K.
         in_channels (int): Channels C of the classifier's input feature.
@@ -54,6 +68,10 @@ class DisAlignCalibration(nn.Module):
         background_last (bool): The logits carry one more channel than
             ``num_classes``, the last one (detection background), which is
             passed through unchanged. Defaults to False.
+        standardize_features (bool): With ``confidence='input'``, standardise
+            the confidence's input with the fixed feature statistics (see
+            above). Defaults to True. False reads the raw features, as the
+            paper's Eq. 5 and the official code do.
     """
 
     def __init__(self,
@@ -66,7 +84,8 @@ class DisAlignCalibration(nn.Module):
                  confidence: str = 'input',
                  confidence_weight_init: float = 0.0,
                  confidence_bias_init: float = 0.0,
-                 background_last: bool = False) -> None:
+                 background_last: bool = False,
+                 standardize_features: bool = True) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f'num_classes must be positive, got {num_classes}')
@@ -100,8 +119,15 @@ class DisAlignCalibration(nn.Module):
             self.beta = nn.Parameter(vector())
         else:
             self.register_buffer('beta', vector(), persistent=False)
+        self.standardize_features = bool(standardize_features) and confidence == 'input'
         if confidence == 'input':
             self.confidence = nn.Linear(in_channels, 1)
+        if self.standardize_features:
+            self.register_buffer('feature_mean', torch.zeros(in_channels))
+            self.register_buffer('feature_std', torch.ones(in_channels))
+            # how many feature vectors (pixels, RoIs) the statistics come
+            # from; 0 while none are set
+            self.register_buffer('feature_count', torch.zeros((), dtype=torch.float64))
         elif confidence == 'constant':
             self.confidence_bias = nn.Parameter(torch.empty(()))
         self.reset_parameters()
@@ -123,7 +149,59 @@ class DisAlignCalibration(nn.Module):
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels='
                 f'{self.in_channels}, confidence={self.confidence_mode!r}, '
-                f'background_last={self.background_last}')
+                f'background_last={self.background_last}, '
+                f'standardize_features={self.standardize_features}')
+
+    @property
+    def has_feature_stats(self) -> bool:
+        """The feature statistics were set (stage 2 started, or loaded)."""
+        return self.standardize_features and bool(self.feature_count > 0)
+
+    @torch.no_grad()
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor, count: float) -> None:
+        """Fix the statistics the confidence standardises its input with.
+
+        Args:
+            mean (Tensor): ``(C,)`` per-channel mean of the training features.
+            std (Tensor): ``(C,)`` per-channel standard deviation, positive
+                (see :func:`disalign_mm.core.stats.FeatureMoments.finalize`
+                for the floor of constant channels).
+            count (float): How many feature vectors they come from, > 0.
+        """
+        if not self.standardize_features:
+            raise RuntimeError('set_feature_stats: this calibration does not standardise its '
+                               "features (confidence != 'input' or standardize_features=False)")
+        mean = torch.as_tensor(mean).flatten()
+        std = torch.as_tensor(std).flatten()
+        C = self.in_channels
+        if mean.numel() != C or std.numel() != C:
+            raise ValueError(f'feature statistics of {mean.numel()} / {std.numel()} channels for '
+                             f'a confidence layer over {C} channels')
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise ValueError('feature statistics must be finite with a positive std')
+        if not count > 0:
+            raise ValueError(f'feature statistics from {count} samples: none were seen')
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+        self.feature_count.fill_(float(count))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        if self.standardize_features and prefix + 'feature_mean' not in state_dict \
+                and prefix + 'confidence.weight' in state_dict:
+            # a stage-2 checkpoint written before the statistics existed: its
+            # confidence was trained on the raw features, so keep mu=0, s=1
+            warnings.warn(
+                f'{prefix or "DisAlignCalibration"}: the checkpoint has a trained confidence but '
+                'no feature statistics (written before disalign_mm 0.2); it keeps reading the '
+                'raw features it was trained on. Retrain stage 2 to get the standardised, '
+                'scale-invariant confidence.')
+            state_dict = dict(state_dict)
+            state_dict[prefix + 'feature_mean'] = torch.zeros_like(self.feature_mean)
+            state_dict[prefix + 'feature_std'] = torch.ones_like(self.feature_std)
+            state_dict[prefix + 'feature_count'] = torch.zeros_like(self.feature_count)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def sigma(self, feats: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """Confidence: ``(N, 1)`` for vectors, ``(N, 1, H, W)`` for maps,
@@ -135,11 +213,15 @@ class DisAlignCalibration(nn.Module):
         if feats is None:
             raise ValueError("confidence='input' needs the classifier's input "
                              'features; got None')
+        weight, bias = self.confidence.weight, self.confidence.bias
+        if self.standardize_features:
+            # v^T (x - mu) / s + b, folded into one affine map of x
+            weight = weight / self.feature_std.to(weight)
+            bias = bias - (weight * self.feature_mean.to(weight)).sum(dim=1)
         if feats.dim() == 2:
-            return torch.sigmoid(self.confidence(feats))
+            return torch.sigmoid(F.linear(feats, weight, bias))
         if feats.dim() == 4:
-            weight = self.confidence.weight.view(1, -1, 1, 1)
-            return torch.sigmoid(F.conv2d(feats, weight, self.confidence.bias))
+            return torch.sigmoid(F.conv2d(feats, weight.view(1, -1, 1, 1), bias))
         raise ValueError('features must be (N, C) or (N, C, H, W), got shape '
                          f'{tuple(feats.shape)}')
 

@@ -20,11 +20,16 @@ import torch
 Counts = Union[Sequence[float], np.ndarray, torch.Tensor]
 
 
-def _check_tau(tau: float, what: str) -> float:
-    tau = float(tau)
-    if not math.isfinite(tau) or tau < 0:
-        raise ValueError(f'{what}: tau must be a finite number >= 0, got {tau}')
-    return tau
+def check_tau(tau: float, what: str) -> float:
+    """``tau`` as a float; an error naming ``what`` unless it is a finite
+    number >= 0."""
+    try:
+        value = float(tau)
+    except (TypeError, ValueError):
+        value = float('nan')
+    if isinstance(tau, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f'{what}: tau must be a finite number >= 0, got {tau!r}')
+    return value
 
 
 def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
@@ -42,7 +47,7 @@ def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
         Tensor: ``w_j / ||w_j||_2 ** tau``, same shape, dtype and device
         (differentiable).
     """
-    tau = _check_tau(tau, 'tau_normalize')
+    tau = check_tau(tau, 'tau_normalize')
     if weight.dim() < 2:
         raise ValueError(f'tau_normalize: expected a (num_classes, in_channels) weight, '
                          f'got shape {tuple(weight.shape)}')
@@ -112,7 +117,7 @@ def logit_adjust(logits: torch.Tensor, class_counts: Counts, tau: float = 1.0) -
     Returns:
         Tensor: adjusted logits, same shape, dtype and device as ``logits``.
     """
-    tau = _check_tau(tau, 'logit_adjust')
+    tau = check_tau(tau, 'logit_adjust')
     if logits.dim() < 2:
         raise ValueError(f'logit_adjust: expected logits (N, K, ...) with the classes in '
                          f'dimension 1, got shape {tuple(logits.shape)}')

@@ -113,3 +113,41 @@ def freeze_stage2(model: nn.Module, trainable: Optional[Sequence[str]] = None) -
     result = FrozenStage2(sorted(chosen), top, n_train, n_total, [frozen[n] for n in top])
     result.set_eval()
     return result
+
+
+def reinit_module_names(model: nn.Module, patterns: Sequence[str]) -> List[str]:
+    """Names of the modules ``patterns`` (``re.fullmatch`` on module names)
+    select for re-initialisation (cRT's fresh classifier).
+
+    Raises:
+        RuntimeError: A pattern matches no module, or a matched module has no
+            ``reset_parameters()``.
+    """
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    named = [(n, m) for n, m in model.named_modules() if n]
+    chosen: List[str] = []
+    for src in patterns:
+        pat = re.compile(src)
+        hits = [n for n, _ in named if pat.fullmatch(n)]
+        if not hits:
+            raise RuntimeError(
+                f'DisAlignFreezeHook: reinit pattern {src!r} matches no module name '
+                f'(re.fullmatch); e.g. the model has {[n for n, _ in named][-8:]}')
+        chosen += [n for n in hits if n not in chosen]
+    mods = dict(named)
+    bad = [n for n in chosen if not callable(getattr(mods[n], 'reset_parameters', None))]
+    if bad:
+        raise RuntimeError(
+            f'DisAlignFreezeHook: reinit matched {bad} '
+            f'({", ".join(type(mods[n]).__name__ for n in bad)}), which have no '
+            'reset_parameters(); match the layers themselves (e.g. r"head\\.fc"), '
+            'not their containers')
+    return chosen
+
+
+def reinitialize(model: nn.Module, names: Sequence[str]) -> None:
+    """Call ``reset_parameters()`` of the named modules of ``model``."""
+    mods = dict(model.named_modules())
+    for name in names:
+        mods[name].reset_parameters()

@@ -1,46 +1,138 @@
-"""Stage-2 freezing: only the calibration parameters train, the rest is a
-fixed representation (frozen weights *and* frozen BatchNorm statistics)."""
-import re
-from typing import List, Optional, Sequence
+"""The stage-2 hook: freeze with :func:`~disalign_mm.engine.freeze.freeze_stage2`,
+and check that the frozen representation really is the stage-1 model."""
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from mmengine.dist import broadcast
+import torch
+from mmengine.dist import all_reduce, broadcast, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.utils import ProgressBar
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
-from .freeze import FrozenStage2, calibration_param_names, freeze_stage2, select_trainable
+from ..core import DisAlignCalibration
+from ..core.monitor import HIGH, LOW, CalibrationMonitor
+from ..core.stats import collect_feature_moments, input_calibrations
+from .freeze import FrozenStage2, freeze_stage2, reinit_module_names, reinitialize, select_trainable
 from .utils import unwrap_model
+
+#: checkpoint meta key recording that a stage 2 re-initialised these modules
+REINIT_META = 'disalign_mm_reinit'
+
+
+def _state_dict_of(checkpoint) -> Dict[str, torch.Tensor]:
+    """The model weights of a loaded checkpoint, keys as mmengine loads them
+    (``state_dict`` or the checkpoint itself; a DDP ``module.`` prefix stripped)."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    return {(k[7:] if k.startswith('module.') else k): v
+            for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _calibration_prefixes(model: nn.Module) -> Tuple[str, ...]:
+    return tuple(f'{n}.' for n, m in model.named_modules() if isinstance(m, DisAlignCalibration))
+
+
+def _resuming(runner) -> bool:
+    """Whether this run resumes the checkpoint it loads.
+
+    ``after_load_checkpoint`` is the last point before mmengine restores the
+    optimizer and counters of a resumed checkpoint, and there is no public
+    way to tell resume from ``load_from`` there: the Runner keeps its
+    ``resume`` argument in the private ``_resume`` (and in ``cfg.resume`` only
+    when it was built from a config). This is the one place that reads it.
+    """
+    return bool(getattr(runner, '_resume', None) or runner.cfg.get('resume', False))
+
+
+def _top_modules(keys: Sequence[str], depth: int = 2) -> List[str]:
+    """``a.b.c.weight`` -> ``a.b``: a short summary of many keys."""
+    return sorted({'.'.join(k.split('.')[:depth]) for k in keys})
+
+
+def check_stage1_fit(model: nn.Module, state: Dict[str, torch.Tensor],
+                     trainable: Sequence[str]) -> Tuple[int, List[str]]:
+    """Check that a checkpoint provides every frozen parameter and buffer of
+    ``model`` with its shape.
+
+    The only entries of the model a checkpoint may lack are the DisAlign
+    calibrations' and the trainable parameters (a re-initialised classifier).
+
+    Returns:
+        tuple[int, list[str]]: the number of frozen entries checked, and the
+        checkpoint keys the model does not use (deliberately dropped modules,
+        e.g. an auxiliary head), for the log.
+
+    Raises:
+        RuntimeError: Naming the first missing keys, or the first keys whose
+            shapes differ with both shapes.
+    """
+    calib = _calibration_prefixes(model)
+    trainable = set(trainable)
+    own = model.state_dict()
+    frozen = {k: v for k, v in own.items() if not k.startswith(calib) and k not in trainable}
+    missing = [k for k in frozen if k not in state]
+    mismatched = [
+        k for k in frozen if k in state and tuple(state[k].shape) != tuple(frozen[k].shape)
+    ]
+    if missing or mismatched:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} frozen entries are missing from it, e.g. {missing[:5]}')
+        if mismatched:
+            shown = ', '.join(f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+                              f'{tuple(frozen[k].shape)}' for k in mismatched[:5])
+            parts.append(f'{len(mismatched)} have another shape ({shown})')
+        raise RuntimeError(
+            'DisAlignFreezeHook: the loaded checkpoint does not fit the frozen stage-2 model: '
+            + '; '.join(parts) + '. Stage 2 would train on a partly random, frozen '
+            'representation. Load the stage-1 checkpoint of this model (same backbone, '
+            'neck, head and num_classes) as load_from.')
+    return len(frozen), [k for k in state if k not in own]
 
 
 @HOOKS.register_module()
 class DisAlignFreezeHook(Hook):
     """Freeze everything but the DisAlign calibration for stage 2.
 
-    Before the run, every parameter that is not trainable gets
-    ``requires_grad=False``. Every module whose sub-tree holds no trainable
-    parameter is put in eval mode before each training iteration (the train
-    loop calls ``model.train()`` at every epoch or iteration), so BatchNorm
-    statistics and dropout stay fixed: the stage-1 representation really is
-    frozen.
+    Before the run it calls :func:`~disalign_mm.engine.freeze_stage2`: every
+    parameter not chosen to train gets ``requires_grad=False``, and every
+    module with nothing trainable is kept in eval mode before each training
+    epoch and iteration (the loops call ``model.train()``), so BatchNorm
+    statistics and dropout stay fixed.
 
-    Stage 2 only makes sense from a stage-1 model, so the run fails when no
-    checkpoint was loaded (``load_from``), and when ``resume=True`` would
-    resume a checkpoint that has no calibration parameters (a stage-1
-    checkpoint: its optimizer state and iteration counter are not stage 2's).
+    It also checks that the frozen representation is a trained stage-1 model:
+
+    * when a checkpoint is loaded (``after_load_checkpoint``), every frozen
+      parameter and buffer must be in it with its shape
+      (:func:`check_stage1_fit`); a missing key or a size mismatch stops the
+      run, naming the keys and shapes. Only the calibration parameters (new)
+      and trainable parameters may be missing; checkpoint entries the model
+      does not use (e.g. a dropped auxiliary head) are listed in the log;
+    * training fails when no checkpoint was loaded (``load_from``);
+    * a resumed run must resume a stage-2 checkpoint, one that holds the
+      trainable parameters: resuming a stage-1 checkpoint would restore the
+      stage-1 optimizer and counters.
+
+    In every validation and test epoch it reports what the calibrations do
+    (:class:`~disalign_mm.core.CalibrationMonitor`): the mean confidence,
+    the fractions of inputs with sigma below 0.02 or above 0.98, and the
+    fraction of decisions that differ from the stage-1 model's, logged as
+    ``val/disalign/*`` (``test/disalign/*``) scalars, with a warning naming
+    the likely cause when sigma is saturated on more than 95 % of the inputs
+    or no decision changed.
 
     With DDP, parameters frozen after the wrapper was built need
     ``model_wrapper_cfg=dict(type='MMDistributedDataParallel',
     find_unused_parameters=True)``.
 
     ``reinit`` serves second stages that learn a classifier afresh on the
-    frozen representation (Decouple's cRT): after the stage-1 checkpoint was
-    loaded, the matched modules get their ``reset_parameters()`` (then rank
-    0's values are broadcast, so every rank starts equal). A stage 2 that resumes its
-    own checkpoint is not re-initialised again: the checkpoints this hook
-    saves record the re-initialised modules (``meta['disalign_mm_reinit']``),
-    and resuming a checkpoint without that record (a stage-1 one) with
-    ``reinit`` is an error.
+    frozen representation (Decouple's cRT): when training starts, after the
+    stage-1 checkpoint was loaded, the matched modules get their
+    ``reset_parameters()`` (:func:`~disalign_mm.engine.freeze.reinitialize`;
+    rank 0's values are then broadcast). The checkpoints of such a stage 2
+    record it (``meta['disalign_mm_reinit']``), so a resumed stage 2 is not
+    re-initialised again, and resuming a checkpoint without that record is an
+    error.
 
     Args:
         trainable (Sequence[str], optional): Regular expressions
@@ -52,12 +144,17 @@ class DisAlignFreezeHook(Hook):
         log_names (int): At most this many trainable names are logged.
             Defaults to 20.
         reinit (Sequence[str], optional): Regular expressions matched with
-            ``re.fullmatch`` against module names (e.g. ``['head\\.fc']``);
-            every matched module is re-initialised with its
-            ``reset_parameters()`` before training starts, after the
-            checkpoint was loaded. A pattern that matches no module, or a
-            matched module without ``reset_parameters()``, is an error.
+            ``re.fullmatch`` against module names (e.g. ``['head\\.fc']``),
+            see :func:`~disalign_mm.engine.freeze.reinit_module_names`.
             Defaults to None: nothing is re-initialised.
+        feature_stats_iters (int): When stage 2 starts, the per-channel
+            statistics that standardise the confidence's input (see
+            :class:`~disalign_mm.core.DisAlignCalibration`) are computed from
+            the frozen model's features on at most this many training
+            batches (a random subset of the training set, seeded with the
+            run's seed, through the training pipeline). Defaults to 50. Not
+            repeated when a stage-2 checkpoint is resumed (the statistics are
+            in it).
     """
 
     priority = 'VERY_HIGH'
@@ -66,7 +163,8 @@ class DisAlignFreezeHook(Hook):
                  trainable: Optional[Sequence[str]] = None,
                  require_checkpoint: bool = True,
                  log_names: int = 20,
-                 reinit: Optional[Sequence[str]] = None) -> None:
+                 reinit: Optional[Sequence[str]] = None,
+                 feature_stats_iters: int = 50) -> None:
         if isinstance(trainable, str):
             trainable = [trainable]
         self.trainable = None if trainable is None else list(trainable)
@@ -74,99 +172,130 @@ class DisAlignFreezeHook(Hook):
         self.log_names = log_names
         if isinstance(reinit, str):
             reinit = [reinit]
-        self.reinit = None if reinit is None else list(reinit)
-        self._reinit_pats = [re.compile(p) for p in self.reinit or []]
+        self.reinit = list(reinit or [])
+        if feature_stats_iters < 1:
+            raise ValueError(f'feature_stats_iters must be >= 1, got {feature_stats_iters}')
+        self.feature_stats_iters = int(feature_stats_iters)
         self._frozen: Optional[FrozenStage2] = None
-        self._loaded_meta: Optional[dict] = None
+        self._monitor: Optional[CalibrationMonitor] = None
+        #: the last report of each mode ('val', 'test'), see _report()
+        self.reports: Dict[str, dict] = {}
+        self._loaded = False  # after_load_checkpoint was called
 
     def select_trainable(self, model: nn.Module) -> List[str]:
-        """Names of the parameters this hook leaves trainable in ``model``
-        (see :func:`~disalign_mm.engine.freeze.select_trainable`)."""
+        """Names of the parameters this hook leaves trainable in ``model``."""
         return select_trainable(model, self.trainable)
 
     def before_run(self, runner) -> None:
         model = unwrap_model(runner.model)
         self._frozen = freeze_stage2(model, self.trainable)
         runner.logger.info(f'DisAlignFreezeHook: {self._frozen.summary(self.log_names)}')
-        self._check_resume(runner, set(self._frozen.trainable))
+        if self.reinit:
+            reinit_module_names(model, self.reinit)  # bad patterns fail before loading
 
-    def _check_resume(self, runner, chosen) -> None:
-        load_from = getattr(runner, '_load_from', None)
-        if not (getattr(runner, '_resume', False) and load_from):
-            return
-        ckpt = _load_checkpoint(load_from, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-        if not any(n in state for n in chosen):
-            raise RuntimeError(
-                f'resume=True with load_from={load_from!r}, which has no '
-                'DisAlign calibration parameters: it is a stage-1 checkpoint, '
-                'and resuming it would restore the stage-1 optimizer and '
-                'iteration counter. To start stage 2 from it set resume=False '
-                '(keep load_from); to continue an interrupted stage 2, resume '
-                'from a stage-2 checkpoint (or --resume with no path).')
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = unwrap_model(runner.model)
+        frozen = self._frozen or freeze_stage2(model, self.trainable)
+        state = _state_dict_of(checkpoint)
+        checked, unused = check_stage1_fit(model, state, frozen.trainable)
+        if _resuming(runner):
+            meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+            self._check_resumed(meta if isinstance(meta, dict) else {},
+                                any(k in state for k in frozen.trainable))
+        self._loaded = True
+        msg = f'DisAlignFreezeHook: the checkpoint provides all {checked} frozen entries'
+        if unused:
+            msg += (f'; {len(unused)} of its entries are not in this model (dropped on '
+                    f'purpose?): {_top_modules(unused)}')
+        runner.logger.info(msg)
 
     def before_train(self, runner) -> None:
-        if self.require_checkpoint and not getattr(runner, '_has_loaded', False):
+        if not self._loaded and self.require_checkpoint:
             raise RuntimeError(
                 'DisAlign stage 2 needs the stage-1 model: set load_from to the '
                 'stage-1 checkpoint (e.g. --cfg-options load_from=work_dirs/'
                 'stage1/epoch_90.pth). No checkpoint was loaded, so the frozen '
                 'representation would be random.')
-        if self._reinit_pats:
+        if self.reinit:
             self._reinit(runner)
         self._set_eval()
+        if not (runner.iter > 0 or runner.epoch > 0):
+            self._feature_stats(runner)
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-        self._loaded_meta = meta if isinstance(meta, dict) else {}
+    def _feature_stats(self, runner) -> None:
+        """Fix the standardisation statistics of every calibration whose
+        confidence reads the features (see ``feature_stats_iters``)."""
+        model = unwrap_model(runner.model)
+        todo = {n: c for n, c in input_calibrations(model).items() if not c.has_feature_stats}
+        if not todo:
+            return
+        loader = runner.train_dataloader
+        dataset = loader.dataset
+        rank, world = get_dist_info()
+        batch = loader.batch_size or 1
+        g = torch.Generator().manual_seed(int(runner.seed or 0))
+        order = torch.randperm(len(dataset), generator=g)[rank::world]
+        subset = Subset(dataset, order[:self.feature_stats_iters * batch].tolist())
+        sub_loader = DataLoader(subset, batch_size=batch, shuffle=False,
+                                num_workers=loader.num_workers, collate_fn=loader.collate_fn)
+        bar = ProgressBar(len(sub_loader)) if rank == 0 else None
+
+        def forward(data):
+            model(**model.data_preprocessor(data, True), mode='loss')
+            if bar is not None:
+                bar.update()
+
+        moments = collect_feature_moments(model, sub_loader, forward)
+        for name, cal in todo.items():
+            m = moments[name]
+            if m.sum is None:
+                raise RuntimeError(
+                    f'DisAlignFreezeHook: no feature reached {name} in {len(sub_loader)} '
+                    'training batches: is the training set empty?')
+            state = m.state()
+            all_reduce(state, op='sum')
+            m.load(state)
+            mean, std, constant = m.finalize()
+            cal.set_feature_stats(mean, std, m.count)
+            runner.logger.info(
+                f'DisAlignFreezeHook: confidence of {name} standardises its {mean.numel()} input '
+                f'channels with statistics of {int(m.count):,} training feature vectors '
+                f'({len(sub_loader)} batches per rank): std {float(std.min()):.4g} to '
+                f'{float(std.max()):.4g}, |mean| up to {float(mean.abs().max()):.4g}'
+                + (f'; {constant} constant channels are centred, not scaled' if constant else ''))
+
+    def _check_resumed(self, meta: dict, stage2: bool) -> None:
+        if not stage2:
+            raise RuntimeError(
+                'resume=True with a checkpoint that has no trained stage-2 parameters: '
+                'it is a stage-1 checkpoint, and resuming it would restore the stage-1 '
+                'optimizer and iteration counter. To start stage 2 from it set '
+                'resume=False (keep load_from); to continue an interrupted stage 2, '
+                'resume from a stage-2 checkpoint (or --resume with no path).')
+        if self.reinit and REINIT_META not in meta:
+            raise RuntimeError(
+                'resume=True with reinit: the resumed checkpoint was not saved by a '
+                'stage 2 that re-initialised its classifier (it is a stage-1 '
+                'checkpoint?); resuming it would restore the stage-1 optimizer and '
+                'counters. To start stage 2 from it set resume=False (keep '
+                'load_from); to continue an interrupted stage 2, resume from one of '
+                'its checkpoints.')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self._reinit_pats:
-            checkpoint.setdefault('meta', {})['disalign_mm_reinit'] = list(self.reinit)
-
-    def reinit_modules(self, model: nn.Module) -> List[str]:
-        """Names of the modules ``reinit`` matches in ``model``; an error
-        for a pattern that matches none or a module without
-        ``reset_parameters()``."""
-        named = [(n, m) for n, m in model.named_modules() if n]
-        chosen = []
-        for pat, src in zip(self._reinit_pats, self.reinit or []):
-            hits = [n for n, _ in named if pat.fullmatch(n)]
-            if not hits:
-                raise RuntimeError(
-                    f'DisAlignFreezeHook: reinit pattern {src!r} matches no module name '
-                    f'(re.fullmatch); e.g. the model has {[n for n, _ in named][-8:]}')
-            chosen += [n for n in hits if n not in chosen]
-        mods = dict(named)
-        bad = [n for n in chosen if not callable(getattr(mods[n], 'reset_parameters', None))]
-        if bad:
-            raise RuntimeError(
-                f'DisAlignFreezeHook: reinit matched {bad} '
-                f'({", ".join(type(mods[n]).__name__ for n in bad)}), which have no '
-                'reset_parameters(); match the layers themselves (e.g. r"head\\.fc"), '
-                'not their containers')
-        return chosen
+        if self.reinit:
+            checkpoint.setdefault('meta', {})[REINIT_META] = list(self.reinit)
 
     def _reinit(self, runner) -> None:
         model = unwrap_model(runner.model)
-        chosen = self.reinit_modules(model)
-        resumed = getattr(runner, '_resume', False) and getattr(runner, '_has_loaded', False)
-        if resumed:
-            if 'disalign_mm_reinit' not in (self._loaded_meta or {}):
-                raise RuntimeError(
-                    'resume=True with reinit: the resumed checkpoint was not saved by a '
-                    'stage 2 that re-initialised its classifier (it is a stage-1 '
-                    'checkpoint?); resuming it would restore the stage-1 optimizer and '
-                    'counters. To start stage 2 from it set resume=False (keep '
-                    'load_from); to continue an interrupted stage 2, resume from one of '
-                    'its checkpoints.')
+        chosen = reinit_module_names(model, self.reinit)
+        if runner.iter > 0 or runner.epoch > 0:
             runner.logger.info(
                 f'DisAlignFreezeHook: resumed a stage-2 checkpoint, {chosen} keep their '
                 'trained values (re-initialised when this stage 2 started)')
             return
+        reinitialize(model, chosen)
         mods = dict(model.named_modules())
         for name in chosen:
-            mods[name].reset_parameters()
             for t in list(mods[name].parameters()) + list(mods[name].buffers()):
                 broadcast(t.data, src=0)
         runner.logger.info(
@@ -182,3 +311,57 @@ class DisAlignFreezeHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._set_eval()
+
+    # ---- what the calibrations did, per validation / test epoch
+    def _start_monitor(self, runner) -> None:
+        self._monitor = CalibrationMonitor(unwrap_model(runner.model)).start()
+
+    def before_val_epoch(self, runner) -> None:
+        self._start_monitor(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        self._start_monitor(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._report(runner, 'val')
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._report(runner, 'test')
+
+    def _report(self, runner, mode: str) -> None:
+        if self._monitor is None:
+            return
+        counts = self._monitor.counts().clone()
+        self._monitor.stop()
+        self._monitor = None
+        all_reduce(counts, op='sum')
+        summary = CalibrationMonitor.summary(counts)
+        if summary is None:
+            return
+        self.reports[mode] = summary
+        for key, value in summary.items():
+            runner.message_hub.update_scalar(f'{mode}/disalign/{key}', value)
+        msg = (f'DisAlign ({mode}, {int(summary["inputs"]):,} classified inputs): '
+               f'{100 * summary["changed"]:.2f}% of the decisions differ from the stage-1 model')
+        saturated = None
+        if 'sigma_mean' in summary:
+            saturated = summary['sigma_low'] + summary['sigma_high']
+            msg += (f'; confidence sigma mean {summary["sigma_mean"]:.3f}, '
+                    f'{100 * summary["sigma_low"]:.1f}% below {LOW}, '
+                    f'{100 * summary["sigma_high"]:.1f}% above {HIGH}')
+        runner.logger.info(msg)
+        if saturated is not None and saturated > 0.95:
+            where = 'near 0' if summary['sigma_low'] >= summary['sigma_high'] else 'near 1'
+            runner.logger.warning(
+                f'DisAlign: the confidence sigma is saturated ({where}) on '
+                f'{100 * saturated:.1f}% of the {mode} inputs, so the calibration acts '
+                'all-or-nothing (near 0 it changes nothing, near 1 Eq. 5 is plain '
+                'alpha * z + beta). Likely cause: features on a scale the confidence was not '
+                'conditioned for (standardize_features=False, or statistics from other data), '
+                'or a learning rate too high for the confidence layer.')
+        if summary['changed'] == 0:
+            runner.logger.warning(
+                f'DisAlign: no {mode} decision differs from the stage-1 model: stage 2 changed '
+                'nothing. Likely cause: sigma near 0 on every input (see above), a calibration '
+                'still at its identity start (not trained, or lr 0), or a stage-1 checkpoint '
+                'evaluated with a stage-2 config.')

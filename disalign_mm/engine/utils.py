@@ -1,7 +1,6 @@
 """Small helpers shared by the hooks and tools of every host."""
-from torch import nn
-
 from mmengine.model import is_model_wrapper
+from torch import nn
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

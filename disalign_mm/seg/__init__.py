@@ -9,15 +9,15 @@ into mmseg's registries only::
 import disalign_mm.engine  # noqa: F401  (root registries, checkpoint safety)
 from .ade20k import (ADE20K_TABLE16, ade20k_class_counts, ade20k_class_names, ade20k_groups,
                      ade20k_pixel_ratios, is_ade20k_classes)
-from .heads import (DisAlignConvSeg, DisAlignDepthwiseSeparableASPPHead, DisAlignFCNHead,
-                    DisAlignHeadMixin, build_disalign_head, disalign_head_class)
+from .heads import (DisAlignDepthwiseSeparableASPPHead, DisAlignFCNHead, DisAlignHeadMixin,
+                    build_disalign_head, disalign_head_class)
 from .losses import SegGRWCrossEntropyLoss
 from .metrics import HeadBodyTailIoUMetric
 from .pixel_counts import count_pixels, dataset_pixel_counts, load_seg_map
 
 __all__ = [
     'ADE20K_TABLE16', 'ade20k_class_counts', 'ade20k_class_names', 'ade20k_groups',
-    'ade20k_pixel_ratios', 'is_ade20k_classes', 'DisAlignConvSeg',
+    'ade20k_pixel_ratios', 'is_ade20k_classes',
     'DisAlignDepthwiseSeparableASPPHead', 'DisAlignFCNHead', 'DisAlignHeadMixin',
     'build_disalign_head', 'disalign_head_class', 'SegGRWCrossEntropyLoss',
     'HeadBodyTailIoUMetric', 'count_pixels', 'dataset_pixel_counts', 'load_seg_map'

@@ -1,7 +1,8 @@
 """Every classification stage-2 config resolves to its row of the recipe
 table (docs/recipes.md), and that row is the paper's recipe (appendix A.2)."""
 import pytest
-from test_configs._recipes import derive, load, stage2_configs, table_rows
+
+from tests.test_configs.recipes import derive, load, stage2_configs, table_rows
 
 CONFIGS = stage2_configs('cls')
 DATASET = {'imagenet_lt': 'ImageNet', 'inaturalist2018': 'INaturalist2018',

@@ -4,7 +4,8 @@
 factors), batch 16, 9k iterations at lr 0.02 with a 1000-iteration warm-up
 and one step at 8k, rho 0.8, only the calibration trains."""
 import pytest
-from test_configs._recipes import derive, load, stage2_configs, table_rows
+
+from tests.test_configs.recipes import derive, load, stage2_configs, table_rows
 
 CONFIGS = stage2_configs('det')
 

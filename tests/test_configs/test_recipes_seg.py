@@ -8,8 +8,9 @@ import shlex
 
 import pytest
 from mmengine.config import DictAction
-from test_configs._recipes import CONFIGS as CFG_ROOT
-from test_configs._recipes import derive, load, stage2_configs, table_rows
+
+from tests.test_configs.recipes import CONFIGS as CFG_ROOT
+from tests.test_configs.recipes import derive, load, stage2_configs, table_rows
 
 CONFIGS = stage2_configs('seg')
 README = osp.join(CFG_ROOT, 'ade20k', 'README.md')

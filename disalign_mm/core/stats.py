@@ -1,0 +1,98 @@
+"""Per-channel statistics of the frozen features, for the standardised
+confidence of :class:`~disalign_mm.core.DisAlignCalibration`."""
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .calibration import DisAlignCalibration
+
+#: a channel whose std is below this fraction of the largest channel's std is
+#: treated as constant: centred, not scaled (its standardised value is 0 on
+#: the training data either way, and dividing by ~0 would blow up elsewhere)
+RELATIVE_STD_FLOOR = 1e-6
+
+
+class FeatureMoments:
+    """Running per-channel sums of ``(N, C)`` vectors or ``(N, C, H, W)``
+    maps (per channel over N, H, W), in float64."""
+
+    def __init__(self) -> None:
+        self.sum: Optional[torch.Tensor] = None
+        self.sum_sq: Optional[torch.Tensor] = None
+        self.count = 0.0
+
+    @torch.no_grad()
+    def update(self, feats: torch.Tensor) -> None:
+        if feats.dim() == 4:
+            feats = feats.transpose(0, 1).flatten(1).t()
+        elif feats.dim() != 2:
+            raise ValueError(f'features must be (N, C) or (N, C, H, W), got {tuple(feats.shape)}')
+        x = feats.detach().to(torch.float64)
+        s, sq = x.sum(0), (x * x).sum(0)
+        if self.sum is None:
+            self.sum, self.sum_sq = s, sq
+        else:
+            self.sum, self.sum_sq = self.sum + s, self.sum_sq + sq
+        self.count += x.shape[0]
+
+    def state(self) -> torch.Tensor:
+        """``[count, sum..., sum_sq...]`` as one tensor (to all-reduce)."""
+        return torch.cat([torch.tensor([self.count], dtype=torch.float64, device=self.sum.device),
+                          self.sum, self.sum_sq])
+
+    def load(self, state: torch.Tensor) -> None:
+        C = (state.numel() - 1) // 2
+        self.count = float(state[0])
+        self.sum, self.sum_sq = state[1:1 + C], state[1 + C:]
+
+    def finalize(self) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        """``(mean, std, n_constant)``: float32 mean and std per channel;
+        constant channels (std below :data:`RELATIVE_STD_FLOOR` of the largest,
+        or all of them when every channel is constant) get std 1.
+
+        Raises:
+            ValueError: No feature was seen.
+        """
+        if self.sum is None or self.count <= 0:
+            raise ValueError('no stage-1 features were seen to compute the confidence statistics '
+                             'from: the training data set (or its first batches) is empty')
+        mean = self.sum / self.count
+        var = (self.sum_sq / self.count - mean * mean).clamp(min=0)
+        std = var.sqrt()
+        floor = RELATIVE_STD_FLOOR * float(std.max())
+        constant = std <= floor
+        std = torch.where(constant, torch.ones_like(std), std)
+        return mean.float(), std.float(), int(constant.sum())
+
+
+def input_calibrations(model: nn.Module) -> Dict[str, DisAlignCalibration]:
+    """The calibrations of ``model`` whose confidence standardises its input."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, DisAlignCalibration) and m.standardize_features}
+
+
+@torch.no_grad()
+def collect_feature_moments(model: nn.Module, batches: Iterable,
+                            forward: Callable[[object], object]) -> Dict[str, FeatureMoments]:
+    """Run ``forward(batch)`` for each batch and accumulate the features that
+    reach every standardising calibration of ``model``.
+
+    Returns:
+        dict: calibration name -> :class:`FeatureMoments`.
+    """
+    calibs = input_calibrations(model)
+    moments = {n: FeatureMoments() for n in calibs}
+    handles = []
+    for name, cal in calibs.items():
+        def hook(module, args, name=name):
+            if len(args) > 1 and args[1] is not None:
+                moments[name].update(args[1])
+        handles.append(cal.register_forward_pre_hook(hook))
+    try:
+        for batch in batches:
+            forward(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    return moments

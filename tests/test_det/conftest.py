@@ -1,0 +1,1 @@
+from tests.test_det.fixtures import _mmdet_scope, lvis_data  # noqa: F401
