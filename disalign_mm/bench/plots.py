@@ -115,4 +115,3 @@ def make_plots(result: dict, out_dir: str) -> List[str]:
     if any(k in first for k, _ in PER_CLASS_METHODS):
         paths.append(plot_per_class(result, osp.join(out_dir, 'per_class_accuracy.png')))
     return paths
-

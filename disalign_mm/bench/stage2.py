@@ -309,4 +309,3 @@ def evaluate(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
         [dict(pred_score=s, gt_label=t.view(1)) for s, t in zip(scores, labels)])
     return dict(metrics=out, per_class=metric.per_class['accuracy'],
                 groups=metric.per_class['groups'])
-

@@ -34,8 +34,8 @@ def _state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize('host', [
-    'cls', pytest.param('seg', marks=pytest.mark.slow), pytest.param('det', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('host', ['cls', pytest.param('seg', marks=pytest.mark.slow),
+                                  pytest.param('det', marks=pytest.mark.slow)])
 def test_timed_stage2_is_a_stage2_step(host):
     # lr large enough that every calibration value visibly moves
     bench = prepare_host(host, dataclasses.replace(SHRUNK[host], lr=1e-2))

@@ -2,7 +2,8 @@
 ends exactly where a Runner run of the same config on the images ends."""
 import pytest
 import torch
-from cls._cls_fixtures import FMNIST_STAGE1, fix_schedule, load_cfg, make_fmnist, tiny_fmnist_options
+from cls._cls_fixtures import (FMNIST_STAGE1, fix_schedule, load_cfg, make_fmnist,
+                               tiny_fmnist_options)
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
@@ -10,8 +11,8 @@ from disalign_mm.bench import fmnist_lt
 from disalign_mm.bench.features import extract_features, without_augmentation
 from disalign_mm.bench.methods import method_config, trial_config
 from disalign_mm.bench.stage2 import (CachedFeatureClassifier, FeatureDataset, FeatureLoader,
-                                      build_param_schedulers, build_stage2_model,
-                                      load_stage1_head, train_on_features)
+                                      build_param_schedulers, build_stage2_model, load_stage1_head,
+                                      train_on_features)
 from disalign_mm.core import DisAlignCalibration
 from disalign_mm.engine import calibration_param_names
 
