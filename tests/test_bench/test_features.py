@@ -8,7 +8,8 @@ import pytest
 import torch
 from cls._cls_fixtures import FMNIST_STAGE1, load_cfg, make_fmnist, tiny_fmnist_options
 
-from disalign_mm.bench.features import cached_features, class_counts, without_augmentation
+from disalign_mm.bench.features import (cache_key, cached_features, class_counts,
+                                        without_augmentation)
 
 
 @pytest.fixture(scope='module')
@@ -50,17 +51,14 @@ def test_features_are_the_models_and_reused(stage1, tmp_path):
     again = cached_features(path, cfg, ckpt, datasets, name='seed 0', log=lines.append)
     assert lines == [f'seed 0: reusing features {path}']
     assert torch.equal(again['test']['feats'], data['test']['feats'])
-    # another model, other data or another checkpoint file (its time): computed again
-    for i, change in enumerate(('model', 'data', 'mtime')):
-        if i:  # the cache of the original settings again
-            cached_features(path, cfg, ckpt, datasets, log=lambda _: None)
-        lines.clear()
-        cfg2, ds2 = copy.deepcopy(cfg), dict(datasets)
-        if change == 'model':
-            cfg2.model.head.topk = (1, 2)
-        elif change == 'data':
-            ds2['test'] = dict(ds2['test'], n_max=20)
-        else:
-            os.utime(ckpt, (osp.getmtime(ckpt) + 10, ) * 2)
-        cached_features(path, cfg2, ckpt, ds2, log=lines.append)
-        assert lines[0].startswith('features of the frozen stage-1 model'), change
+    # another model, other data or another checkpoint file (its time): another key
+    key = cache_key(cfg, ckpt, datasets)
+    cfg2 = copy.deepcopy(cfg)
+    cfg2.model.head.topk = (1, 2)
+    assert cache_key(cfg2, ckpt, datasets) != key
+    assert cache_key(cfg, ckpt, dict(test=dict(datasets['test'], n_max=20))) != key
+    os.utime(ckpt, (osp.getmtime(ckpt) + 10, ) * 2)
+    assert cache_key(cfg, ckpt, datasets) != key
+    lines.clear()  # and another key means computed again
+    cached_features(path, cfg, ckpt, datasets, log=lines.append)
+    assert lines[0].startswith('features of the frozen stage-1 model'), lines
