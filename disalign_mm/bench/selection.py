@@ -6,12 +6,14 @@ best one and evaluates only that one on the test split.
 """
 import contextlib
 import logging
-from typing import Dict, List, Sequence, Tuple
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 
 from .features import Features
 from .methods import Method, method_config, trial_config
+from .report import format_hp
 from .stage2 import build_stage2_model, calibration_summary, evaluate, train_on_features
 
 
@@ -84,4 +86,26 @@ def run_method(method: Method, data: Features, seed: int, options: Dict[str, obj
         stats = calibration_summary(model, data['test']['feats'])
         if stats is not None:
             out['calibration'] = stats
+    return out
+
+
+def run_methods(rows: Sequence[Method], table: Sequence[Method], data: Features, seed: int,
+                options: Dict[str, object], quick: bool = False, name: str = '',
+                log: Callable[[str], None] = print) -> Dict[str, dict]:
+    """The runs the report ``rows`` need (a ``same_as`` row needs the run
+    of the method it names), each with :func:`run_method`, in the order of
+    ``table`` (every method), one log line each; returns ``{key: result}``."""
+    needed = {m.same_as or m.key for m in rows}
+    prefix = f'{name}: ' if name else ''
+    out = {}
+    for m in table:
+        if m.same_as or m.key not in needed:
+            continue
+        t0 = time.time()
+        res = out[m.key] = run_method(m, data, seed, options, quick)
+        t = res['test']
+        log(f'{prefix}{m.name}: {format_hp(res["chosen"])} (val {res["val_top1"]:.2f}) -> test '
+            f'All {t["top1"]:.2f} Many {t.get("many", float("nan")):.2f} Medium '
+            f'{t.get("medium", float("nan")):.2f} Few {t.get("few", float("nan")):.2f} '
+            f'[{len(res["trials"])} trials, {time.time() - t0:.1f} s]')
     return out

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from disalign_mm.bench import fmnist_lt, selection
-from disalign_mm.bench.selection import choose, grid_points, run_method
+from disalign_mm.bench.selection import choose, grid_points, run_method, run_methods
 
 
 def test_grid_and_choice():
@@ -84,3 +84,21 @@ def test_post_hoc_methods_train_nothing(key):
         logits = data['test']['feats'] @ data['head_state']['fc.weight'].T
         acc = (logits.argmax(1) == data['test']['labels']).float().mean().item() * 100
         assert out['test']['top1'] == pytest.approx(acc)
+
+
+def test_rows_get_the_runs_they_report(monkeypatch):
+    """A same_as row is reported from the run it names: asking for it runs
+    that method (once), in the order of the table, one log line each."""
+    ran = []
+
+    def fake_run(method, data, seed, options, quick=False):
+        ran.append(method.key)
+        return dict(chosen={'lr': 0.1}, val_top1=50.0, trials=[{}], test=dict(top1=40.0))
+
+    monkeypatch.setattr(selection, 'run_method', fake_run)
+    by_key = {m.key: m for m in fmnist_lt.METHODS}
+    lines = []
+    out = run_methods([by_key['conf_input'], by_key['crt'], by_key['grw_full']],
+                      fmnist_lt.METHODS, {}, 0, {}, name='seed 0', log=lines.append)
+    assert ran == list(out) == ['crt', 'disalign']
+    assert lines[1].startswith('seed 0: DisAlign: lr=0.1 (val 50.00) -> test All 40.00 Many nan')

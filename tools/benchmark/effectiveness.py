@@ -52,7 +52,7 @@ import torch
 from disalign_mm.bench import fmnist_lt, report
 from disalign_mm.bench.configs import load_config
 from disalign_mm.bench.features import cached_features
-from disalign_mm.bench.selection import run_method
+from disalign_mm.bench.selection import run_methods
 from disalign_mm.bench.stage1 import Stage1Error, Stage1Run, train_stage1
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -118,7 +118,6 @@ def main(argv=None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     from disalign_mm.cls import FashionMNISTLT  # registers the plugin
     methods = [m for m in METHODS if not args.methods or m.key in args.methods]
-    needed = {m.same_as or m.key for m in methods}  # a same_as row needs that run
     t_start = time.time()
 
     def options(seed: int) -> dict:
@@ -128,10 +127,10 @@ def main(argv=None) -> dict:
     def seed_dir(seed: int) -> str:
         return osp.join(args.work_dir, f'seed{seed}')
 
-    runs = [Stage1Run(f'seed {s}', osp.join(seed_dir(s), 'stage1'), options(s))
-            for s in args.seeds]
+    stage1_runs = [Stage1Run(f'seed {s}', osp.join(seed_dir(s), 'stage1'), options(s))
+                   for s in args.seeds]
     try:
-        ckpts = train_stage1(fmnist_lt.STAGE1, runs, jobs=args.jobs, threads=args.threads,
+        ckpts = train_stage1(fmnist_lt.STAGE1, stage1_runs, jobs=args.jobs, threads=args.threads,
                              retrain=args.retrain, cwd=REPO, log=log)
     except Stage1Error as e:
         fail(str(e))
@@ -146,20 +145,10 @@ def main(argv=None) -> dict:
         if ckpt.startswith(REPO + os.sep):
             ckpt = osp.relpath(ckpt, REPO)
         counts = torch.bincount(data['train']['labels']).tolist()
-        per_seed[s] = dict(checkpoint=ckpt, train_counts=counts, methods={})
         t0 = time.time()
-        for m in METHODS:
-            if m.same_as or m.key not in needed:
-                continue
-            t1 = time.time()
-            res = run_method(m, data, s, options(s), quick=args.quick)
-            per_seed[s]['methods'][m.key] = res
-            t = res['test']
-            log(f'seed {s}: {m.name}: {report.format_hp(res["chosen"])} (val '
-                f'{res["val_top1"]:.2f}) -> test All {t["top1"]:.2f} Many '
-                f'{t.get("many", float("nan")):.2f} Medium {t.get("medium", float("nan")):.2f}'
-                f' Few {t.get("few", float("nan")):.2f} [{len(res["trials"])} trials, '
-                f'{time.time() - t1:.1f} s]')
+        runs = run_methods(methods, METHODS, data, s, options(s), quick=args.quick,
+                           name=f'seed {s}', log=log)
+        per_seed[s] = dict(checkpoint=ckpt, train_counts=counts, methods=runs)
         log(f'seed {s}: second stages done in {time.time() - t0:.0f} s')
 
     cfg0 = load_config(fmnist_lt.STAGE1, options(args.seeds[0]))
