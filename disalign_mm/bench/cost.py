@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..cls.datasets import long_tail_counts
-from ..engine import FrozenStage2, calibration_param_names, freeze_stage2
+from ..engine import FrozenStage2, calibration_state_names, freeze_stage2
 from .configs import CONFIGS, config_path
 
 # host -> scope, plugin module, stage-1 / stage-2 configs (keys of
@@ -183,7 +183,7 @@ def build_models(host: str, num_classes: int, size: Tuple[int, int],
             bias[:det_fg_classes] += det_bg_logit
     model2 = revert_sync_batchnorm(registry.build(cfg2.model))
     missing, _ = model2.load_state_dict(model1.state_dict(), strict=False)
-    calib = set(calibration_param_names(model2))
+    calib = set(calibration_state_names(model2))
     others = sorted(set(missing) - calib)
     if others:
         raise RuntimeError(f'stage-2 {host} model has weights the stage-1 model lacks: '

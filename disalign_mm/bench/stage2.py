@@ -13,7 +13,7 @@ built from the config exactly as ``mim train`` builds them:
   parameter names are the classifier's (``head.*``);
 * freezing with :func:`disalign_mm.engine.freeze_stage2` and the
   re-initialisation (cRT) chosen by the config's ``DisAlignFreezeHook``
-  (its ``reinit_modules``);
+  (:func:`~disalign_mm.engine.reinit_module_names`);
 * the sampler from ``train_dataloader.sampler`` (seeded with
   ``randomness.seed``), batches of ``train_dataloader.batch_size``;
 * the ``OptimWrapper`` from ``optim_wrapper`` (``build_optim_wrapper``), the
@@ -41,7 +41,9 @@ from torch import nn
 
 from ..cls import LongTailAccuracy  # and registers the plugin's heads and samplers
 from ..core import DisAlignCalibration
-from ..engine import DisAlignFreezeHook, FrozenStage2, calibration_param_names, freeze_stage2
+from ..engine import (DisAlignFreezeHook, FrozenStage2, calibration_param_names, freeze_stage2,
+                      reinit_module_names, reinitialize)
+from ..engine.feature_stats import fix_feature_stats, stats_subset
 
 
 class FeatureDataset:
@@ -99,11 +101,6 @@ class CachedFeatureClassifier(BaseModel):
     def __init__(self, head: nn.Module) -> None:
         super().__init__()
         self.head = head
-        # Stands for the frozen representation the features came from, which
-        # is not part of this model: freeze_stage2 refuses (rightly, for a
-        # whole model) a model in which every parameter would train, and
-        # cRT's head alone is one. Empty, frozen, never used.
-        self.representation = nn.Parameter(torch.empty(0), requires_grad=False)
         self._checked = False
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None,
@@ -239,10 +236,16 @@ def _train(cfg, model: CachedFeatureClassifier, feats: torch.Tensor, labels: tor
     if seed is None:
         seed = cfg.get('randomness', {}).get('seed')
     hook = DisAlignFreezeHook(**hook_args)
-    frozen = freeze_stage2(model, hook.trainable)
-    modules = dict(model.named_modules())
-    for name in hook.reinit_modules(model):
-        modules[name].reset_parameters()
+    # the frozen representation is not part of this model: cRT trains all of it
+    frozen = freeze_stage2(model, hook.trainable, allow_all=True)
+    reinitialize(model, reinit_module_names(model, hook.reinit))
+    frozen.set_eval()
+    # the confidence statistics, from the samples and in the batches the hook uses
+    indices = stats_subset(len(labels), seed or 0, hook.feature_stats_iters,
+                           cfg.train_dataloader.batch_size)
+    bs = cfg.train_dataloader.batch_size
+    fix_feature_stats(model, (feats[indices[i:i + bs]] for i in range(0, len(indices), bs)),
+                      lambda x: model(x, mode='tensor'))
 
     loader_cfg = cfg.train_dataloader
     sampler = DATA_SAMPLERS.build(copy.deepcopy(dict(loader_cfg.sampler)),

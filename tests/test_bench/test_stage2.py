@@ -190,8 +190,12 @@ def test_stage2_on_features_equals_the_runner_stage2(key, stage1, tmp_path):
     trained = {n[len('head.'):] for n in trainable}
     start = record.head  # the Runner's head when its training started
     assert all(not torch.equal(got[k], start[k]) for k in trained)  # it did train
+    stats = {k for k in got if '.feature_' in k}  # fixed when stage 2 starts, not trained
     assert all(torch.equal(got[k], start[k]) and torch.equal(got[k], stage1_head[k])
-               for k in got if k not in trained)
+               for k in got if k not in trained and k not in stats)
+    assert all(torch.equal(got[k], start[k]) for k in stats)
+    if 'fc.calibration.feature_count' in got and key != 'conf_constant':
+        assert float(got['fc.calibration.feature_count']) == len(labels)
     if key in ('crt', 'grw_only'):
         assert trained == {'fc.weight', 'fc.bias'}
     else:
