@@ -3,8 +3,8 @@
 hook, safe checkpoint loading and class statistics."""
 from . import checkpoint
 from .class_stats import ClassCounts, count_groups, explicit_groups, load_class_counts, ratio_groups
-from .freeze import (FrozenStage2, calibration_param_names, freeze_stage2, reinit_module_names,
-                     reinitialize, select_trainable)
+from .freeze import (FrozenStage2, calibration_param_names, calibration_state_names, freeze_stage2,
+                     reinit_module_names, reinitialize, select_trainable)
 from .hooks import DisAlignFreezeHook
 from .losses import GRWCrossEntropyLoss
 
@@ -13,5 +13,6 @@ checkpoint.install()
 __all__ = [
     'ClassCounts', 'count_groups', 'explicit_groups', 'load_class_counts', 'ratio_groups',
     'DisAlignFreezeHook', 'calibration_param_names', 'GRWCrossEntropyLoss',
-    'FrozenStage2', 'freeze_stage2', 'select_trainable', 'reinit_module_names', 'reinitialize'
+    'FrozenStage2', 'calibration_state_names', 'freeze_stage2', 'select_trainable',
+    'reinit_module_names', 'reinitialize'
 ]

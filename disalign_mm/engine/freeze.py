@@ -22,7 +22,18 @@ def calibration_param_names(model: nn.Module) -> List[str]:
     return names
 
 
-def select_trainable(model: nn.Module, trainable: Optional[Sequence[str]] = None) -> List[str]:
+def calibration_state_names(model: nn.Module) -> List[str]:
+    """State-dict keys of every :class:`DisAlignCalibration` (its parameters
+    and its saved buffers, e.g. the feature statistics): what a stage-2
+    model adds to its stage-1 model."""
+    prefixes = tuple(f'{n}.' for n, m in model.named_modules()
+                     if isinstance(m, DisAlignCalibration))
+    return [k for k in model.state_dict() if prefixes and k.startswith(prefixes)]
+
+
+def select_trainable(model: nn.Module,
+                     trainable: Optional[Sequence[str]] = None,
+                     allow_all: bool = False) -> List[str]:
     """Names of the parameters that stay trainable in stage 2.
 
     Args:
@@ -30,9 +41,14 @@ def select_trainable(model: nn.Module, trainable: Optional[Sequence[str]] = None
         trainable (Sequence[str], optional): Regular expressions
             (``re.search`` on the full parameter name). Defaults to None: the
             parameters of every :class:`~disalign_mm.core.DisAlignCalibration`.
+        allow_all (bool): Accept that every parameter trains: a model that is
+            only the stage-2 part (a head over cached features, cRT's
+            classifier), whose frozen representation is elsewhere. Defaults to
+            False: for a whole model that means nothing is frozen, an error.
 
     Raises:
-        RuntimeError: Nothing would train, or everything would.
+        RuntimeError: Nothing would train, or everything would (unless
+            ``allow_all``).
     """
     if isinstance(trainable, str):
         trainable = [trainable]
@@ -50,7 +66,7 @@ def select_trainable(model: nn.Module, trainable: Optional[Sequence[str]] = None
         if not chosen:
             raise RuntimeError(f'stage 2: no parameter name matches trainable='
                                f'{list(trainable)}; e.g. the model has {names[:5]}')
-    if len(chosen) == len(names):
+    if len(chosen) == len(names) and not allow_all:
         raise RuntimeError(
             'stage 2: every parameter of the model would train, so nothing would be '
             'frozen; stage 2 trains the calibration only. Check the trainable patterns.')
@@ -89,17 +105,21 @@ class FrozenStage2:
                 f'eval mode. Trainable: {shown}' + (f' and {more} more' if more > 0 else ''))
 
 
-def freeze_stage2(model: nn.Module, trainable: Optional[Sequence[str]] = None) -> FrozenStage2:
+def freeze_stage2(model: nn.Module,
+                  trainable: Optional[Sequence[str]] = None,
+                  allow_all: bool = False) -> FrozenStage2:
     """Freeze ``model`` for stage 2: ``requires_grad=False`` on every parameter
     :func:`select_trainable` does not choose, and eval mode on every module
     whose sub-tree has nothing trainable (so BatchNorm statistics and dropout
     stay fixed: the stage-1 representation really is frozen).
 
+    ``allow_all``: see :func:`select_trainable`.
+
     Returns:
         FrozenStage2: what was frozen; call its :meth:`~FrozenStage2.set_eval`
         after each ``model.train()``.
     """
-    chosen = set(select_trainable(model, trainable))
+    chosen = set(select_trainable(model, trainable, allow_all))
     n_train = n_total = 0
     for name, p in model.named_parameters():
         p.requires_grad_(name in chosen)

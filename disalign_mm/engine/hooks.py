@@ -1,7 +1,9 @@
 """The stage-2 hook: freeze with :func:`~disalign_mm.engine.freeze.freeze_stage2`,
 and check that the frozen representation really is the stage-1 model."""
+import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmengine.dist import all_reduce, broadcast, get_dist_info
 from mmengine.hooks import Hook
@@ -10,10 +12,11 @@ from mmengine.utils import ProgressBar
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..core import DisAlignCalibration
 from ..core.monitor import HIGH, LOW, CalibrationMonitor
-from ..core.stats import collect_feature_moments, input_calibrations
-from .freeze import FrozenStage2, freeze_stage2, reinit_module_names, reinitialize, select_trainable
+from ..core.stats import input_calibrations
+from .feature_stats import fix_feature_stats, stats_subset
+from .freeze import (FrozenStage2, calibration_state_names, freeze_stage2, reinit_module_names,
+                     reinitialize, select_trainable)
 from .utils import unwrap_model
 
 #: checkpoint meta key recording that a stage 2 re-initialised these modules
@@ -26,10 +29,6 @@ def _state_dict_of(checkpoint) -> Dict[str, torch.Tensor]:
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
     return {(k[7:] if k.startswith('module.') else k): v
             for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def _calibration_prefixes(model: nn.Module) -> Tuple[str, ...]:
-    return tuple(f'{n}.' for n, m in model.named_modules() if isinstance(m, DisAlignCalibration))
 
 
 def _resuming(runner) -> bool:
@@ -66,10 +65,9 @@ def check_stage1_fit(model: nn.Module, state: Dict[str, torch.Tensor],
         RuntimeError: Naming the first missing keys, or the first keys whose
             shapes differ with both shapes.
     """
-    calib = _calibration_prefixes(model)
-    trainable = set(trainable)
+    exempt = set(calibration_state_names(model)) | set(trainable)
     own = model.state_dict()
-    frozen = {k: v for k, v in own.items() if not k.startswith(calib) and k not in trainable}
+    frozen = {k: v for k, v in own.items() if k not in exempt}
     missing = [k for k in frozen if k not in state]
     mismatched = [
         k for k in frozen if k in state and tuple(state[k].shape) != tuple(frozen[k].shape)
@@ -226,16 +224,14 @@ class DisAlignFreezeHook(Hook):
         """Fix the standardisation statistics of every calibration whose
         confidence reads the features (see ``feature_stats_iters``)."""
         model = unwrap_model(runner.model)
-        todo = {n: c for n, c in input_calibrations(model).items() if not c.has_feature_stats}
-        if not todo:
+        if not any(not c.has_feature_stats for c in input_calibrations(model).values()):
             return
         loader = runner.train_dataloader
-        dataset = loader.dataset
         rank, world = get_dist_info()
         batch = loader.batch_size or 1
-        g = torch.Generator().manual_seed(int(runner.seed or 0))
-        order = torch.randperm(len(dataset), generator=g)[rank::world]
-        subset = Subset(dataset, order[:self.feature_stats_iters * batch].tolist())
+        subset = Subset(loader.dataset, stats_subset(len(loader.dataset), runner.seed or 0,
+                                                     self.feature_stats_iters, batch, rank,
+                                                     world))
         sub_loader = DataLoader(subset, batch_size=batch, shuffle=False,
                                 num_workers=loader.num_workers, collate_fn=loader.collate_fn)
         bar = ProgressBar(len(sub_loader)) if rank == 0 else None
@@ -245,24 +241,15 @@ class DisAlignFreezeHook(Hook):
             if bar is not None:
                 bar.update()
 
-        moments = collect_feature_moments(model, sub_loader, forward)
-        for name, cal in todo.items():
-            m = moments[name]
-            if m.sum is None:
-                raise RuntimeError(
-                    f'DisAlignFreezeHook: no feature reached {name} in {len(sub_loader)} '
-                    'training batches: is the training set empty?')
-            state = m.state()
-            all_reduce(state, op='sum')
-            m.load(state)
-            mean, std, constant = m.finalize()
-            cal.set_feature_stats(mean, std, m.count)
-            runner.logger.info(
-                f'DisAlignFreezeHook: confidence of {name} standardises its {mean.numel()} input '
-                f'channels with statistics of {int(m.count):,} training feature vectors '
-                f'({len(sub_loader)} batches per rank): std {float(std.min()):.4g} to '
-                f'{float(std.max()):.4g}, |mean| up to {float(mean.abs().max()):.4g}'
-                + (f'; {constant} constant channels are centred, not scaled' if constant else ''))
+        # the pass must not shift the random streams training then draws from
+        py_state, np_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            lines = fix_feature_stats(model, sub_loader, forward)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        for line in lines:
+            runner.logger.info(f'DisAlignFreezeHook: {line} ({len(sub_loader)} batches per '
+                               'rank)')
 
     def _check_resumed(self, meta: dict, stage2: bool) -> None:
         if not stage2:

@@ -1,0 +1,117 @@
+"""Plots of a benchmark run, from its results (``results.json``).
+
+* ``calibration_vs_frequency.png``: the learned magnitude ``alpha_j`` and
+  margin ``beta_j`` of DisAlign against the training images of class ``j``
+  (the paper's Fig. 6), every seed;
+* ``per_class_accuracy.png``: per-class test accuracy of stage 1, cRT,
+  DisAlign and the balanced-data bound, classes sorted by training images
+  (the paper's Fig. 1), the first seed of the run;
+* ``confidence_histogram.png``: the distribution of the confidence
+  ``sigma(v^T x + b)`` over the test images, every seed.
+
+Needs matplotlib (``requirements/optional.txt``).
+"""
+import os
+import os.path as osp
+from typing import List
+
+PER_CLASS_METHODS = (('stage1', 'stage 1'), ('crt', 'cRT'), ('disalign', 'DisAlign'),
+                     ('bound', 'balanced-data bound'))
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError('the benchmark plots need matplotlib: '
+                          'pip install -r requirements/optional.txt') from e
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(plt, fig, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _seeds(result: dict) -> List[str]:
+    return [str(s) for s in result['meta']['seeds']]
+
+
+def plot_calibration(result: dict, path: str) -> str:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for s in _seeds(result):
+        run = result['per_seed'][s]
+        cal = run['methods']['disalign']['calibration']
+        counts = run['train_counts']
+        for ax, key in zip(axes, ('alpha', 'beta')):
+            ax.scatter(counts, cal[key], s=18, label=f'seed {s}')
+    axes[0].axhline(1.0, color='grey', lw=0.8, ls='--')
+    axes[1].axhline(0.0, color='grey', lw=0.8, ls='--')
+    for ax, title in zip(axes, ('magnitude alpha_j (1 = stage 1)', 'margin beta_j (0 = stage 1)')):
+        ax.set_xscale('log')
+        ax.set_xlabel('training images of the class')
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    dataset = result['meta'].get('dataset', 'Fashion-MNIST-LT')
+    fig.suptitle(f'DisAlign calibration vs class frequency ({dataset})', fontsize=11)
+    return _save(plt, fig, path)
+
+
+def plot_per_class(result: dict, path: str) -> str:
+    plt = _pyplot()
+    s = _seeds(result)[0]
+    run = result['per_seed'][s]
+    counts = run['train_counts']
+    order = sorted(range(len(counts)), key=lambda c: -counts[c])
+    classes = result['meta'].get('classes') or [str(c) for c in range(len(counts))]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    width = 0.8 / len(PER_CLASS_METHODS)
+    for i, (key, label) in enumerate(PER_CLASS_METHODS):
+        if key not in run['methods']:
+            continue
+        acc = run['methods'][key]['per_class']
+        ax.bar([j + (i - (len(PER_CLASS_METHODS) - 1) / 2) * width for j in range(len(order))],
+               [acc[c] for c in order], width, label=label)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels([f'{classes[c]}\n{counts[c]:g}' for c in order], fontsize=7)
+    ax.set_ylabel('test accuracy (%)')
+    ax.set_xlabel('class (training images), most frequent first')
+    ax.set_ylim(0, 118)
+    ax.set_yticks(range(0, 101, 20))
+    ax.legend(fontsize=8, ncol=len(PER_CLASS_METHODS), loc='upper center')
+    ax.set_title(f'Per-class accuracy, seed {s}', fontsize=11)
+    return _save(plt, fig, path)
+
+
+def plot_sigma(result: dict, path: str) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for s in _seeds(result):
+        cal = result['per_seed'][s]['methods']['disalign']['calibration']
+        hist = cal['sigma_hist']
+        edges = [i / len(hist) for i in range(len(hist) + 1)]
+        ax.stairs(hist, edges, label=f'seed {s} (mean {cal["sigma_mean"]:.2f})')
+    ax.set_xlabel('confidence sigma(x) on the test images')
+    ax.set_ylabel('images')
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title('DisAlign confidence score', fontsize=11)
+    return _save(plt, fig, path)
+
+
+def make_plots(result: dict, out_dir: str) -> List[str]:
+    """Write the plots whose data the run has; return their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    first = result['per_seed'][_seeds(result)[0]]['methods']
+    paths = []
+    if 'calibration' in first.get('disalign', {}):
+        paths.append(plot_calibration(result, osp.join(out_dir, 'calibration_vs_frequency.png')))
+        paths.append(plot_sigma(result, osp.join(out_dir, 'confidence_histogram.png')))
+    if any(k in first for k, _ in PER_CLASS_METHODS):
+        paths.append(plot_per_class(result, osp.join(out_dir, 'per_class_accuracy.png')))
+    return paths
