@@ -12,17 +12,17 @@ from ..mim_scope import package_root
 
 CONFIGS: Dict[str, str] = {
     # Fashion-MNIST-LT: stage 1 and the second stages of the benchmark
-    'fmnist_stage1': 'fashion_mnist_lt/fmnist-lt_resnet-s_stage1.py',
-    'fmnist_disalign': 'fashion_mnist_lt/fmnist-lt_resnet-s_stage2_disalign.py',
-    'fmnist_crt': 'fashion_mnist_lt/fmnist-lt_resnet-s_stage2_crt.py',
-    'fmnist_lws': 'fashion_mnist_lt/fmnist-lt_resnet-s_stage2_lws.py',
-    'fmnist_taunorm': 'fashion_mnist_lt/fmnist-lt_resnet-s_posthoc_tau-norm.py',
-    'fmnist_logitadj': 'fashion_mnist_lt/fmnist-lt_resnet-s_posthoc_logit-adjust.py',
+    'fmnist_stage1': 'fashion_mnist_lt/resnet-s_1xb128-coslr-8e_fmnist-lt.py',
+    'fmnist_disalign': 'fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py',
+    'fmnist_crt': 'fashion_mnist_lt/crt_resnet-s_1xb128-coslr-6e_fmnist-lt.py',
+    'fmnist_lws': 'fashion_mnist_lt/lws_resnet-s_1xb128-coslr-6e_fmnist-lt.py',
+    'fmnist_taunorm': 'fashion_mnist_lt/tau-norm_resnet-s_fmnist-lt.py',
+    'fmnist_logitadj': 'fashion_mnist_lt/logit-adjust_resnet-s_fmnist-lt.py',
     # the stage-2 cost of each host (tools/benchmark/stage2_cost.py)
     'ade20k_fcn_stage1': 'ade20k/fcn_r50-d8_4xb4-160k_ade20k-512x512.py',
-    'ade20k_fcn_disalign': 'ade20k/fcn_r50-d8_disalign_4xb4-8k_ade20k-512x512.py',
+    'ade20k_fcn_disalign': 'ade20k/disalign_fcn_r50-d8_8xb4-8k_ade20k-512x512.py',
     'lvis_mask_rcnn_stage1': 'lvis_v1/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py',
-    'lvis_mask_rcnn_disalign': 'lvis_v1/disalign_mask-rcnn_r50_fpn_sample1e-3_9k_lvis-v1.py',
+    'lvis_mask_rcnn_disalign': 'lvis_v1/disalign_mask-rcnn_r50_fpn_ms-9k_lvis-v1.py',
 }
 
 

@@ -10,7 +10,7 @@ def test_every_config_exists():
     for key in CONFIGS:
         assert osp.isfile(config_path(key)), key
     assert config_name(config_path('fmnist_stage1')) == \
-        'configs/fashion_mnist_lt/fmnist-lt_resnet-s_stage1.py'
+        'configs/fashion_mnist_lt/resnet-s_1xb128-coslr-8e_fmnist-lt.py'
     with pytest.raises(KeyError, match='no benchmark config'):
         config_path('nope')
 

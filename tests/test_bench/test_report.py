@@ -21,7 +21,7 @@ def test_aggregate_and_markdown_report_the_runs():
     assert summary['grw_full']['test'] == summary['disalign']['test']
     assert summary['disalign']['chosen'] == [{'lr': 0.1}, {'lr': 0.3}]
     assert summary['disalign']['config'] == \
-        'configs/fashion_mnist_lt/fmnist-lt_resnet-s_stage2_disalign.py'
+        'configs/fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py'
     meta = dict(seeds=[0, 3], imb_factor=100.0, many_thr=1000, few_thr=200, val_per_class=100,
                 command='python tools/benchmark/effectiveness.py')
     md = report.markdown(summary, fmnist_lt.GROUPS, fmnist_lt.intro(meta), meta['command'])
