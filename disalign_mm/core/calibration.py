@@ -24,8 +24,9 @@ class DisAlignCalibration(nn.Module):
     whatever ``sigma`` is, so stage 2 starts from the stage-1 predictions.
 
     The paper's Eq. 6 writes the same layer as ``(1 + sigma * a) z + sigma *
-    beta``; that is Eq. 5 with ``alpha = 1 + a``. The official code starts
-    from ``a = 1``, i.e. ``alpha_init=2.0`` here.
+    beta``; that is Eq. 5 with ``alpha = 1 + a``. The official classification
+    code starts from ``a = 1``, i.e. ``alpha_init=2.0`` here; its detection and
+    segmentation code use Eq. 5 with the identity start (docs/recipes.md).
 
     Logits may be ``(N, K)`` with features ``(N, C)`` (images, RoIs), or
     ``(N, K, H, W)`` with features ``(N, C, H, W)`` (pixels): the confidence
@@ -62,7 +63,9 @@ class DisAlignCalibration(nn.Module):
             ``alpha * z + beta`` (Table 12, "w/o confidence").
             Defaults to ``'input'``.
         confidence_weight_init (float): Constant initial value of ``v``.
-            Defaults to 0.0 (the official code uses 0.1).
+            Defaults to 0.0 (the official classification code uses 0.1; its
+            detection code draws it from normal(0, 0.01); its segmentation
+            confidence is conv + BN + ReLU).
         confidence_bias_init (float): Initial value of ``b``. Defaults to 0.0
             (sigma starts at 0.5).
         background_last (bool): The logits carry one more channel than
