@@ -5,9 +5,11 @@ Streams over the training masks of a config's ``train_dataloader`` (one mask
 at a time, with a progress bar), applies the data set's
 ``reduce_zero_label`` and ``label_map`` as mmseg's ``LoadAnnotations`` does,
 and writes a ``disalign_mm/class-counts@1`` JSON (unit ``pixels``) usable as
-``class_counts_file`` of ``SegGRWCrossEntropyLoss`` and
-``HeadBodyTailIoUMetric``. The result is cached: rerunning with unchanged
-masks reads the JSON back (``--force`` recomputes).
+``class_counts_file`` of ``ClassCountsHook``, ``SegGRWCrossEntropyLoss``
+and ``HeadBodyTailIoUMetric`` (``ClassCountsHook`` counts the training masks
+itself when a run starts; this tool does it ahead of time). The result is
+cached: rerunning with unchanged masks reads the JSON back (``--force``
+recomputes).
 
 Example::
 
@@ -50,6 +52,7 @@ def main(argv=None) -> int:
     from mmseg.utils import register_all_modules
 
     import disalign_mm.seg  # noqa: F401
+    from disalign_mm.engine.class_stats import HEAD_THR, TAIL_THR, ratio_groups
     from disalign_mm.seg.pixel_counts import dataset_pixel_counts
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
@@ -78,12 +81,12 @@ def main(argv=None) -> int:
     except ValueError as e:
         sys.exit(f'error: {e}')
     c = np.asarray(counts.counts)
-    r = c / max(c.sum(), 1)
-    n_head, n_tail = int((r > 0.01).sum()), int((r < 0.001).sum())
+    groups = ratio_groups(counts) if c.sum() > 0 else dict(head=[], body=[], tail=[])
     print(f'{"read cached" if cached else "wrote"} {out}: {counts.num_classes} classes, '
           f'{int(c.sum()):,} labelled pixels in {counts.extra.get("num_images")} masks; '
-          f'head (>1%) {n_head}, body {counts.num_classes - n_head - n_tail}, '
-          f'tail (<0.1%) {n_tail}; {int((c == 0).sum())} classes with no pixel')
+          f'head (>{HEAD_THR * 100:g}%) {len(groups["head"])}, body {len(groups["body"])}, '
+          f'tail (<{TAIL_THR * 100:g}%) {len(groups["tail"])}; '
+          f'{int((c == 0).sum())} classes with no pixel')
     return 0
 
 

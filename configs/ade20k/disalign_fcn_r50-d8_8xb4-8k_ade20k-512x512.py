@@ -22,7 +22,7 @@ model = dict(
         # pixels labelled 255 are ignored; other data sets: class_counts_file
         # (tools/seg_pixel_counts.py writes one)
         loss_decode=dict(
-            _delete_=True, type='SegGRWCrossEntropyLoss', rho=0.3, class_counts='ade20k')),
+            _delete_=True, type='SegGRWCrossEntropyLoss', rho=0.3)),
     # the auxiliary head only shapes stage-1 features: dropped (the reference
     # keeps it at loss weight 0: the same training); its checkpoint weights
     # are reported as unused
@@ -36,5 +36,5 @@ param_scheduler = [dict(_base_.param_scheduler[0], end=8000)]
 train_cfg = dict(max_iters=8000, val_interval=8000)
 default_hooks = dict(checkpoint=dict(interval=8000))
 
-custom_hooks = [dict(type='DisAlignFreezeHook')]
+custom_hooks = [dict(type='DisAlignFreezeHook'), dict(type='ClassCountsHook', source='ade20k')]
 model_wrapper_cfg = dict(find_unused_parameters=True)

@@ -45,8 +45,8 @@ log_processor = dict(by_epoch=False)
 custom_hooks = [
     # only the DisAlign calibration trains; refuses to start without load_from
     dict(type='DisAlignFreezeHook'),
-    # GRW counts from the training annotation file; or counts_file=... (JSON)
-    dict(type='LVISClassCountsHook', count='image_count'),
+    # GRW counts: image_count of the training annotation file; or class_counts_file=...
+    dict(type='ClassCountsHook', source=dict(type='lvis', count='image_count')),
 ]
 model_wrapper_cfg = dict(find_unused_parameters=True)
 load_from = None  # required: the stage-1 checkpoint

@@ -16,6 +16,8 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.datasets.categories import FASHIONMNIST_CATEGORITES
 from mmpretrain.registry import DATASETS
 
+from ..engine.class_counts import leaf_datasets
+
 FMNIST_DEFAULT_ROOT = '/usr/share/datasets/fashion-mnist'
 FMNIST_FILES = {
     'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
@@ -264,26 +266,39 @@ class INaturalist2018(BaseDataset):
 
 
 def class_counts_of(dataset, num_classes: Optional[int] = None) -> np.ndarray:
-    """Images per class of a (possibly wrapped) classification data set."""
-    labels = None
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = np.asarray(dataset.get_gt_labels()).reshape(-1)
-    elif hasattr(dataset, 'datasets'):  # ConcatDataset
-        parts = [class_counts_of(d, num_classes) for d in dataset.datasets]
-        n = max(p.size for p in parts)
-        return sum(np.pad(p, (0, n - p.size)) for p in parts)
-    elif hasattr(dataset, 'dataset'):  # RepeatDataset, ClassBalancedDataset
-        return class_counts_of(dataset.dataset, num_classes)
-    else:
-        labels = np.asarray(
-            [int(dataset.get_data_info(i)['gt_label']) for i in range(len(dataset))])
-    labels = labels.astype(np.int64)
-    if labels.size and labels.min() < 0:
-        raise ValueError('the training set has negative labels')
-    if num_classes is not None and labels.size and labels.max() >= num_classes:
-        raise ValueError(f'the training set has label {labels.max()} but the '
-                         f'model has {num_classes} classes')
-    return np.bincount(labels, minlength=num_classes or 0)
+    """Images per class of a (possibly wrapped) classification data set, or
+    of a list of data sets (summed).
+
+    The labels are read from the annotations (``get_gt_labels()``, or
+    ``gt_label`` of each ``get_data_info``); no image is read. Wrappers are
+    looked through (:func:`~disalign_mm.engine.leaf_datasets`): a
+    ``ConcatDataset`` sums its parts, a ``RepeatDataset`` or
+    ``ClassBalancedDataset`` gives the counts of the data set it resamples.
+    """
+    parts = dataset if isinstance(dataset, (list, tuple)) else [dataset]
+    total = np.zeros(num_classes or 0, dtype=np.int64)
+    for leaf in (leaf for d in parts for leaf in leaf_datasets(d)):
+        if hasattr(leaf, 'full_init'):
+            leaf.full_init()  # built with lazy_init (a test-only run): load the annotations
+        if hasattr(leaf, 'get_gt_labels'):
+            labels = np.asarray(leaf.get_gt_labels()).reshape(-1)
+        elif hasattr(leaf, 'get_data_info'):
+            labels = np.asarray([int(leaf.get_data_info(i)['gt_label'])
+                                 for i in range(len(leaf))])
+        else:
+            raise TypeError(f'cannot read the labels of a {type(leaf).__name__} without '
+                            'loading its samples: it has neither get_gt_labels() nor '
+                            'get_data_info(); give the class counts in a file instead')
+        labels = labels.astype(np.int64)
+        if labels.size and labels.min() < 0:
+            raise ValueError('the training set has negative labels')
+        if num_classes is not None and labels.size and labels.max() >= num_classes:
+            raise ValueError(f'the training set has label {labels.max()} but the '
+                             f'model has {num_classes} classes')
+        counts = np.bincount(labels, minlength=num_classes or 0)
+        n = max(total.size, counts.size)
+        total = np.pad(total, (0, n - total.size)) + np.pad(counts, (0, n - counts.size))
+    return total
 
 
 __all__: Sequence[str] = ('FashionMNISTLT', 'INaturalist2018', 'long_tail_counts',

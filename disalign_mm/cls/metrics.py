@@ -10,7 +10,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmpretrain.registry import METRICS
 
-from ..engine.class_stats import ClassCounts, count_groups, explicit_groups, load_class_counts
+from ..engine.class_stats import (FEW_THR, MANY_THR, ClassCounts, ClassCountsLike, as_class_counts,
+                                  count_groups, explicit_groups, load_class_counts)
 
 
 @METRICS.register_module()
@@ -27,12 +28,16 @@ class LongTailAccuracy(BaseMetric):
     groups.
 
     The training counts come from ``class_counts``, ``class_counts_file``
-    or, when neither is given, from :class:`ClassCountsHook`, which gives the
-    metric the same counts as the GRW loss.
+    or :meth:`set_class_counts`, which
+    :class:`~disalign_mm.engine.ClassCountsHook` calls before the first
+    evaluation with the counts it also gives the GRW loss.
 
     Per-class accuracy is kept in :attr:`per_class` after each evaluation
-    and written as JSON to ``out_file`` (relative paths go under the run's
-    log directory, which ClassCountsHook tells the metric).
+    and written as JSON to ``out_file``. A relative ``out_file`` goes under
+    ``out_dir``; without ``out_dir``, under the directory of the current
+    :class:`~mmengine.logging.MMLogger`'s log file (a Runner's ``log_dir``).
+    The log names the file written; when there is neither an ``out_dir`` nor
+    a log file, a warning says that no JSON was written.
 
     Output keys (with the prefix): ``top1`` (``topK``), ``many``,
     ``medium``, ``few`` (or the explicit group names).
@@ -48,7 +53,9 @@ class LongTailAccuracy(BaseMetric):
             Defaults to None (use the thresholds).
         topk (int | Sequence[int]): Overall top-k accuracies. Defaults to 1.
         out_file (str, optional): Where to write the per-class accuracy
-            JSON. Defaults to ``'per_class_accuracy.json'``.
+            JSON; None writes none. Defaults to ``'per_class_accuracy.json'``.
+        out_dir (str, optional): Directory of a relative ``out_file``.
+            Defaults to None: the log file's directory.
         collect_device (str): Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'accuracy'``.
     """
@@ -57,11 +64,12 @@ class LongTailAccuracy(BaseMetric):
     def __init__(self,
                  class_counts: Optional[Sequence[float]] = None,
                  class_counts_file: Optional[str] = None,
-                 many_thr: float = 100,
-                 few_thr: float = 20,
+                 many_thr: float = MANY_THR,
+                 few_thr: float = FEW_THR,
                  groups: Optional[Dict[str, Sequence[Union[int, str]]]] = None,
                  topk: Union[int, Sequence[int]] = 1,
                  out_file: Optional[str] = 'per_class_accuracy.json',
+                 out_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -75,24 +83,17 @@ class LongTailAccuracy(BaseMetric):
         self.few_thr = few_thr
         self.groups = groups
         self.out_file = out_file
-        self.work_dir: Optional[str] = None
+        self.out_dir = out_dir
         self.per_class: Optional[dict] = None
-        self.counts: Optional[ClassCounts] = None
+        self.class_counts: Optional[ClassCounts] = None
         if class_counts is not None:
-            self.counts = ClassCounts(list(class_counts), source='metric config')
+            self.class_counts = ClassCounts(list(class_counts), source='metric config')
         elif class_counts_file is not None:
-            self.counts = load_class_counts(class_counts_file)
+            self.class_counts = load_class_counts(class_counts_file)
 
-    @property
-    def has_counts(self) -> bool:
-        return self.counts is not None
-
-    def set_class_counts(self, counts: Union[ClassCounts, Sequence[float]],
-                         source: str = '') -> None:
+    def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
         """Set the training counts (ClassCountsHook does this)."""
-        if not isinstance(counts, ClassCounts):
-            counts = ClassCounts(list(counts), source=source)
-        self.counts = counts
+        self.class_counts = as_class_counts(counts, source)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
@@ -102,25 +103,29 @@ class LongTailAccuracy(BaseMetric):
             self.results.append(dict(pred_score=ds['pred_score'].cpu(),
                                      gt_label=ds['gt_label'].cpu()))
 
-    def _group_indices(self, num_classes: int) -> Dict[str, List[int]]:
+    def class_groups(self, num_classes: int,
+                     counts: Optional[ClassCounts] = None) -> Dict[str, List[int]]:
+        """The class indices of each group: the explicit ``groups``, or the
+        thresholds over ``counts`` (default: the metric's own counts)."""
         classes = (self.dataset_meta or {}).get('classes')
         if self.groups is not None:
             return explicit_groups(self.groups, num_classes, classes)
-        if self.counts is None:
+        counts = counts if counts is not None else self.class_counts
+        if counts is None:
             raise RuntimeError(
                 'LongTailAccuracy has no training class counts, so it cannot '
                 'form the Many/Medium/Few groups: add '
                 "dict(type='ClassCountsHook') to custom_hooks, or give "
                 'class_counts / class_counts_file (or explicit groups) to the '
                 'metric')
-        self.counts.check(num_classes, classes, what='the evaluated model')
-        return count_groups(self.counts, self.many_thr, self.few_thr)
+        counts.check(num_classes, classes, what='the evaluated model')
+        return count_groups(counts, self.many_thr, self.few_thr)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         pred = torch.stack([r['pred_score'] for r in results]).float()
         target = torch.cat([r['gt_label'].reshape(-1) for r in results]).long()
         num_classes = pred.shape[1]
-        groups = self._group_indices(num_classes)
+        groups = self.class_groups(num_classes)
 
         metrics = {}
         maxk = max(self.topk)
@@ -149,7 +154,7 @@ class LongTailAccuracy(BaseMetric):
 
         self.per_class = dict(
             classes=list((self.dataset_meta or {}).get('classes') or []) or None,
-            train_counts=None if self.counts is None else self.counts.counts,
+            train_counts=None if self.class_counts is None else self.class_counts.counts,
             test_counts=n_test.long().tolist(),
             accuracy=[None if a != a else a for a in acc.tolist()],
             groups=groups,
@@ -160,11 +165,21 @@ class LongTailAccuracy(BaseMetric):
     def _dump(self) -> None:
         if not self.out_file:
             return
+        logger = MMLogger.get_current_instance()
         path = self.out_file
         if not osp.isabs(path):
-            if self.work_dir is None:
+            out_dir = self.out_dir
+            if out_dir is None and logger.log_file:
+                out_dir = osp.dirname(osp.abspath(logger.log_file))
+            if out_dir is None:
+                logger.warning(
+                    f'LongTailAccuracy: per-class accuracy not written: out_file='
+                    f'{path!r} is relative and there is neither an out_dir nor a log '
+                    'file to put it beside. Set out_dir (or an absolute out_file), or '
+                    'out_file=None to write none.')
                 return
-            path = osp.join(self.work_dir, path)
+            path = osp.join(out_dir, path)
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         with open(path, 'w') as f:
             json.dump(self.per_class, f, indent=1)
+        logger.info(f'LongTailAccuracy: per-class accuracy written to {path}')

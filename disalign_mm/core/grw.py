@@ -1,16 +1,19 @@
-"""Generalized re-weighting (paper Sec. 3.2.2, Eq. 9-11) and its loss."""
+"""Generalized re-weighting (paper Sec. 3.2.2, Eq. 9-11): the class weights
+and the weighted cross entropy, as plain functions. The loss module that
+configs build is :class:`disalign_mm.engine.GRWCrossEntropyLoss`."""
 import warnings
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-Counts = Union[Sequence[float], torch.Tensor]
+#: One number per class, in label order: a list, a numpy array or a tensor.
+PerClassCounts = Union[Sequence[float], np.ndarray, torch.Tensor]
 AVG_MODES = ('weighted', 'count')
 
 
-def grw_weights(counts: Counts,
+def grw_weights(counts: PerClassCounts,
                 rho: float,
                 min_count: Optional[float] = None) -> torch.Tensor:
     r"""Class weights ``w_c ∝ (1 / r_c) ** rho`` with ``r_c = n_c / sum(n)``.
@@ -134,115 +137,3 @@ def grw_cross_entropy(logits: torch.Tensor,
         denom = valid.sum().to(loss.dtype)
     # an all-ignored batch gives 0, not 0/0
     return loss.sum() / denom.clamp(min=torch.finfo(loss.dtype).eps)
-
-
-class GRWCrossEntropyLoss(nn.Module):
-    """Cross entropy with generalized re-weighting, one signature for every
-    host (mmpretrain heads, mmseg decode heads, mmdet bbox heads).
-
-    Class weights come from :func:`grw_weights` over class counts. The counts
-    may be given later with :meth:`set_class_counts` (e.g. computed from the
-    training set when training starts); using the loss before that is an
-    error.
-
-    Args:
-        rho (float): Re-weighting scale of Eq. 11. Defaults to 1.0.
-        class_counts (sequence, optional): Per-class counts, length K.
-        background_weight (float, optional): When set, the logits carry one
-            more class than the counts (detection, background last) and that
-            class gets this fixed weight. Defaults to None.
-        avg_mode (str): ``'weighted'`` or ``'count'``, see
-            :func:`grw_cross_entropy`. Defaults to ``'weighted'``.
-        ignore_index (int, optional): Label to ignore. Defaults to None.
-        min_count (float, optional): Floor for zero counts, see
-            :func:`grw_weights`. Defaults to None (zero counts are an error).
-        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
-        loss_name (str): Name used in the log (mmseg). Defaults to
-            ``'loss_grw'``.
-    """
-
-    def __init__(self,
-                 rho: float = 1.0,
-                 class_counts: Optional[Counts] = None,
-                 background_weight: Optional[float] = None,
-                 avg_mode: str = 'weighted',
-                 ignore_index: Optional[int] = None,
-                 min_count: Optional[float] = None,
-                 loss_weight: float = 1.0,
-                 loss_name: str = 'loss_grw') -> None:
-        super().__init__()
-        if avg_mode not in AVG_MODES:
-            raise ValueError(f'avg_mode must be one of {AVG_MODES}, got {avg_mode!r}')
-        self.rho = float(rho)
-        self.background_weight = background_weight
-        self.avg_mode = avg_mode
-        self.ignore_index = ignore_index
-        self.min_count = min_count
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
-        self.class_counts: Optional[torch.Tensor] = None
-        self.class_counts_source: Optional[str] = None
-        self.register_buffer('class_weight', torch.empty(0), persistent=False)
-        if class_counts is not None:
-            self.set_class_counts(class_counts, source='the config (class_counts)')
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
-
-    @property
-    def num_classes(self) -> Optional[int]:
-        """Number of re-weighted classes, None before counts are set."""
-        return None if self.class_counts is None else self.class_counts.numel()
-
-    def set_class_counts(self, counts: Counts, source: Optional[str] = None) -> torch.Tensor:
-        """Set the class counts (``source``: where they come from, for the
-        log) and recompute the weights; return them."""
-        w = grw_weights(counts, self.rho, self.min_count)
-        self.class_counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
-        self.class_counts_source = source
-        if self.background_weight is not None:
-            w = torch.cat([w, w.new_tensor([float(self.background_weight)])])
-        self.class_weight = w.to(self.class_weight.device)
-        return w
-
-    def extra_repr(self) -> str:
-        return (f'rho={self.rho}, avg_mode={self.avg_mode!r}, num_classes='
-                f'{self.num_classes}, background_weight='
-                f'{self.background_weight}, ignore_index={self.ignore_index}')
-
-    def forward(self,
-                cls_score: torch.Tensor,
-                label: torch.Tensor,
-                weight: Optional[torch.Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None,
-                ignore_index: Optional[int] = None,
-                **kwargs) -> torch.Tensor:
-        if self.class_counts is None:
-            raise RuntimeError(
-                'GRWCrossEntropyLoss has no class counts: give class_counts '
-                'in the loss config, or let the class-counts hook compute '
-                'them from the training set before the first iteration')
-        expected = self.class_weight.numel()
-        if cls_score.shape[1] != expected:
-            raise ValueError(
-                f'GRWCrossEntropyLoss: the head predicts {cls_score.shape[1]} '
-                f'classes but the class counts describe {self.num_classes}'
-                f"{' (+1 background)' if self.background_weight is not None else ''}."
-                ' The counts must have one entry per class of the head.')
-        if label.dim() == cls_score.dim():
-            if label.shape == cls_score.shape and label.dtype.is_floating_point:
-                raise ValueError('GRWCrossEntropyLoss takes class indices, not '
-                                 'one-hot or mixed (soft) labels')
-            label = label.squeeze(1)
-        reduction = reduction_override or 'mean'
-        ignore = self.ignore_index if ignore_index is None else ignore_index
-        # Hosts pass avg_factor as a sample count (mmpretrain: N, mmdet: the
-        # sampled RoIs): it is the denominator of 'count' averaging only;
-        # 'weighted' always divides by the sum of the target weights.
-        loss = grw_cross_entropy(
-            cls_score, label, self.class_weight, sample_weight=weight,
-            ignore_index=ignore, avg_mode=self.avg_mode, reduction=reduction,
-            avg_factor=avg_factor if self.avg_mode == 'count' else None)
-        return self.loss_weight * loss

@@ -12,12 +12,12 @@ fixed transform of the stage-1 classifier or of its logits.
   balanced test set when the logits estimate the training posterior.
 """
 import math
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import numpy as np
 import torch
 
-Counts = Union[Sequence[float], np.ndarray, torch.Tensor]
+from .grw import PerClassCounts
 
 
 def check_tau(tau: float, what: str) -> float:
@@ -65,7 +65,7 @@ def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
     return weight / norms.pow(tau).reshape(shape)
 
 
-def class_log_prior(class_counts: Counts,
+def class_log_prior(class_counts: PerClassCounts,
                     num_classes: Optional[int] = None,
                     what: str = 'logit adjustment') -> torch.Tensor:
     """``log(pi)`` with ``pi = counts / sum(counts)``, in float64.
@@ -102,7 +102,9 @@ def class_log_prior(class_counts: Counts,
     return counts.log() - counts.sum().log()
 
 
-def logit_adjust(logits: torch.Tensor, class_counts: Counts, tau: float = 1.0) -> torch.Tensor:
+def logit_adjust(logits: torch.Tensor,
+                 class_counts: PerClassCounts,
+                 tau: float = 1.0) -> torch.Tensor:
     """Post-hoc logit adjustment: ``logits - tau * log(pi)``.
 
     Args:

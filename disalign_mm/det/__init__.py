@@ -1,16 +1,18 @@
 """DisAlign for mmdet: the DisAlign classifiers of the RoI bbox heads, the
-LVIS class-counts hook for GRW, and the lvis/numpy fix for ``LVISMetric``,
-registered into mmdet's registries.
+class-count sources of mmdet data sets (COCO-format annotations, LVIS
+statistics) and the lvis/numpy fix for ``LVISMetric``, registered into
+mmdet's registries.
 
 Configs only need::
 
     custom_imports = dict(imports=['disalign_mm.det'], allow_failed_imports=False)
 
-The GRW loss (``GRWCrossEntropyLoss``) and ``DisAlignFreezeHook`` come from
-:mod:`disalign_mm.engine` (mmengine's root registries).
+The GRW loss (``GRWCrossEntropyLoss``), ``ClassCountsHook`` and
+``DisAlignFreezeHook`` come from :mod:`disalign_mm.engine` (mmengine's root
+registries).
 """
-import disalign_mm.engine  # noqa: F401  (root registries, safe checkpoints)
-from .hooks import LVISClassCountsHook, grw_bbox_heads
+from .. import engine  # noqa: F401  (root registries, safe checkpoints)
+from .class_counts import count_annotations, grw_bbox_heads, lvis_source
 from .lvis_compat import apply_lvis_numpy_compat
 from .lvis_stats import lvis_class_counts, lvis_frequency_groups
 from .predictors import CosineLinear, DisAlignCosineLinear, DisAlignLinear
@@ -18,7 +20,7 @@ from .predictors import CosineLinear, DisAlignCosineLinear, DisAlignLinear
 apply_lvis_numpy_compat()
 
 __all__ = [
-    'CosineLinear', 'DisAlignLinear', 'DisAlignCosineLinear', 'LVISClassCountsHook',
-    'grw_bbox_heads', 'lvis_class_counts', 'lvis_frequency_groups',
+    'CosineLinear', 'DisAlignLinear', 'DisAlignCosineLinear', 'count_annotations',
+    'grw_bbox_heads', 'lvis_class_counts', 'lvis_frequency_groups', 'lvis_source',
     'apply_lvis_numpy_compat'
 ]

@@ -13,7 +13,7 @@ from typing import Dict, List
 
 from mmengine.fileio import get_local_path
 
-from disalign_mm.engine.class_stats import ClassCounts
+from ..engine.class_stats import ClassCounts
 
 LVIS_COUNT_FIELDS = {'image_count': 'images', 'instance_count': 'instances'}
 FREQUENCIES = ('r', 'c', 'f')
@@ -64,8 +64,9 @@ def lvis_class_counts(ann_file: str,
             f'{count!r} (e.g. {missing[:5]}). GRW needs per-category training '
             'frequencies: use the LVIS *training* annotation file (it has '
             "'image_count' and 'instance_count' per category), choose the "
-            "other field with count='instance_count'/'image_count', or give a "
-            'class-counts JSON (counts_file=...).')
+            "other field with count='instance_count'/'image_count', count the "
+            "training annotations instead (ClassCountsHook's default source, "
+            "'labels'), or give a class-counts JSON (class_counts_file=...).")
     bad = [c.get('name') for c in cats
            if not isinstance(c[count], (int, float)) or isinstance(c[count], bool)]
     if bad:

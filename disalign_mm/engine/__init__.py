@@ -1,8 +1,13 @@
 """Codebase-agnostic pieces, registered once in mmengine's root registries
 (every host scope falls back to them): the GRW loss, the stage-2 freezing
-hook, safe checkpoint loading and class statistics."""
+hook, the class-counts hook, safe checkpoint loading and class statistics."""
 from . import checkpoint
-from .class_stats import ClassCounts, count_groups, explicit_groups, load_class_counts, ratio_groups
+from .class_counts import (ClassCountsHook, CountConsumer, CountRequest, count_sources,
+                           leaf_datasets, register_consumer_check, register_count_source,
+                           register_label_counter)
+from .class_stats import (FEW_THR, HEAD_THR, MANY_THR, TAIL_THR, ClassCounts, ClassCountsLike,
+                          as_class_counts, count_groups, explicit_groups, load_class_counts,
+                          ratio_groups)
 from .freeze import (FrozenStage2, calibration_param_names, calibration_state_names, freeze_stage2,
                      reinit_module_names, reinitialize, select_trainable)
 from .hooks import DisAlignFreezeHook
@@ -11,8 +16,11 @@ from .losses import GRWCrossEntropyLoss
 checkpoint.install()
 
 __all__ = [
-    'ClassCounts', 'count_groups', 'explicit_groups', 'load_class_counts', 'ratio_groups',
-    'DisAlignFreezeHook', 'calibration_param_names', 'GRWCrossEntropyLoss',
-    'FrozenStage2', 'calibration_state_names', 'freeze_stage2', 'select_trainable',
-    'reinit_module_names', 'reinitialize'
+    'ClassCounts', 'ClassCountsLike', 'as_class_counts', 'count_groups', 'explicit_groups',
+    'load_class_counts', 'ratio_groups', 'MANY_THR', 'FEW_THR', 'HEAD_THR', 'TAIL_THR',
+    'ClassCountsHook', 'CountConsumer', 'CountRequest', 'count_sources', 'leaf_datasets',
+    'register_consumer_check', 'register_count_source', 'register_label_counter',
+    'DisAlignFreezeHook', 'calibration_param_names', 'GRWCrossEntropyLoss', 'FrozenStage2',
+    'calibration_state_names', 'freeze_stage2', 'select_trainable', 'reinit_module_names',
+    'reinitialize'
 ]

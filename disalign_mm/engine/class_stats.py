@@ -18,8 +18,19 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
+from ..core.grw import PerClassCounts
+
 FORMAT = 'disalign_mm/class-counts@1'
 UNITS = ('images', 'instances', 'pixels')
+
+#: Decouple's Many / Medium / Few split on training images per class (paper
+#: Tables 1, 3, 10): many above 100, few below 20.
+MANY_THR = 100
+FEW_THR = 20
+#: The paper's Head / Body / Tail split on the share of training pixels
+#: (appendix B, ADE20K): head above 1 %, tail below 0.1 %.
+HEAD_THR = 0.01
+TAIL_THR = 0.001
 
 
 @dataclass
@@ -86,7 +97,9 @@ class ClassCounts:
                 raise ValueError(
                     f'class counts{where} have {self.num_classes} entries but '
                     f'{what} has {len(classes)} classes')
-            diff = [i for i, (a, b) in enumerate(zip(classes, self.classes)) if a != b]
+            # surrounding whitespace is not a difference (mmseg: 'bed ')
+            diff = [i for i, (a, b) in enumerate(zip(classes, self.classes))
+                    if a.strip() != b.strip()]
             if diff:
                 i = diff[0]
                 raise ValueError(
@@ -132,23 +145,30 @@ def load_class_counts(path: str,
     return cc.check(num_classes, classes)
 
 
-CountsLike = Union[ClassCounts, Sequence[float]]
+#: A :class:`ClassCounts` record or plain per-class numbers.
+ClassCountsLike = Union[ClassCounts, PerClassCounts]
 
 
-def _counts(counts: CountsLike) -> List[float]:
-    return list(counts.counts) if isinstance(counts, ClassCounts) else [float(c) for c in counts]
+def as_class_counts(counts: ClassCountsLike, source: str = '') -> ClassCounts:
+    """``counts`` itself when it is a :class:`ClassCounts`, else a validated
+    one made of the numbers (a list, an array or a tensor)."""
+    if isinstance(counts, ClassCounts):
+        return counts
+    if hasattr(counts, 'tolist'):  # numpy array, tensor
+        counts = counts.tolist()
+    return ClassCounts(list(counts), source=source)
 
 
-def count_groups(counts: CountsLike,
-                 many_thr: float = 100,
-                 few_thr: float = 20,
+def count_groups(counts: ClassCountsLike,
+                 many_thr: float = MANY_THR,
+                 few_thr: float = FEW_THR,
                  names: Sequence[str] = ('many', 'medium', 'few')) -> Dict[str, List[int]]:
     """Split classes by training count, the Decouple convention: ``many``
     has more than ``many_thr``, ``few`` fewer than ``few_thr``, ``medium``
     the rest (so 20..100 inclusive by default)."""
     if few_thr > many_thr:
         raise ValueError(f'few_thr ({few_thr}) must not exceed many_thr ({many_thr})')
-    c = _counts(counts)
+    c = as_class_counts(counts).counts
     hi, mid, lo = names
     return {
         hi: [i for i, n in enumerate(c) if n > many_thr],
@@ -157,16 +177,16 @@ def count_groups(counts: CountsLike,
     }
 
 
-def ratio_groups(counts: CountsLike,
-                 head_thr: float = 0.01,
-                 tail_thr: float = 0.001,
+def ratio_groups(counts: ClassCountsLike,
+                 head_thr: float = HEAD_THR,
+                 tail_thr: float = TAIL_THR,
                  names: Sequence[str] = ('head', 'body', 'tail')) -> Dict[str, List[int]]:
     """Split classes by their share of the total (pixels for segmentation):
     ``head`` above ``head_thr`` (1 %), ``tail`` below ``tail_thr`` (0.1 %),
     ``body`` in between (the paper's ADE20K split)."""
     if tail_thr > head_thr:
         raise ValueError(f'tail_thr ({tail_thr}) must not exceed head_thr ({head_thr})')
-    c = _counts(counts)
+    c = as_class_counts(counts).counts
     total = sum(c)
     if total <= 0:
         raise ValueError('class counts sum to zero')

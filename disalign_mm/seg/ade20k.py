@@ -22,7 +22,7 @@ Notes on the printed table, kept as printed:
 """
 from typing import Dict, List, Sequence, Tuple
 
-from disalign_mm.engine.class_stats import ClassCounts
+from ..engine.class_stats import ClassCounts
 
 #: (class name as printed in the paper, pixel ratio, group H/B/T), label order.
 ADE20K_TABLE16: Tuple[Tuple[str, float, str], ...] = (
@@ -208,6 +208,13 @@ def ade20k_class_counts() -> ClassCounts:
     """
     return ClassCounts(counts=ade20k_pixel_ratios(), classes=ade20k_class_names(),
                        unit='pixels', source=ADE20K_SOURCE)
+
+
+def is_ade20k_table(counts: ClassCounts) -> bool:
+    """Whether ``counts`` are Table 16 itself (:func:`ade20k_class_counts`),
+    whose groups are the printed ones, not the thresholds over its rounded
+    ratios."""
+    return counts.counts == [float(r) for r in ade20k_pixel_ratios()]
 
 
 def is_ade20k_classes(classes: Sequence[str]) -> bool:

@@ -1,13 +1,9 @@
 """GRW cross entropy with segmentation defaults (mmseg MODELS)."""
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 from mmseg.registry import MODELS
 
-from disalign_mm.engine import GRWCrossEntropyLoss
-from .ade20k import ADE20K_SOURCE, ade20k_pixel_ratios
-
-#: Built-in pixel statistics, by name (``class_counts='ade20k'``).
-BUILTIN_PIXEL_COUNTS = {'ade20k': (ade20k_pixel_ratios, ADE20K_SOURCE)}
+from ..engine.losses import GRWCrossEntropyLoss
 
 
 @MODELS.register_module()
@@ -21,55 +17,47 @@ class SegGRWCrossEntropyLoss(GRWCrossEntropyLoss):
     weights come from pixel frequencies. mmseg's decode heads pass their own
     ``ignore_index`` at every call, which wins over the one given here.
 
+    The pixel counts come from ``class_counts`` / ``class_counts_file``, or
+    from :class:`~disalign_mm.engine.ClassCountsHook` (the paper's ADE20K
+    table with ``source='ade20k'``, the training masks by default).
+
     Example::
 
-        loss_decode=dict(type='SegGRWCrossEntropyLoss', rho=0.3,
-                         class_counts='ade20k')
+        loss_decode=dict(type='SegGRWCrossEntropyLoss', rho=0.3)
+        custom_hooks = [dict(type='ClassCountsHook', source='ade20k')]
+        # or
         loss_decode=dict(type='SegGRWCrossEntropyLoss', rho=0.3,
                          class_counts_file='data/my_pixel_counts.json')
 
     Args:
         rho (float): Re-weighting scale. Defaults to 0.3 (the paper's value
             for ADE20K).
-        class_counts (str | sequence, optional): Per-class pixel counts or
-            ratios, or the name of a built-in table: ``'ade20k'`` (appendix
-            Table 16 of the paper). Defaults to None.
+        class_counts (sequence, optional): Per-class pixel counts or ratios.
+            Defaults to None.
         class_counts_file (str, optional): A counts JSON, e.g. written by
-            ``tools/seg_pixel_counts.py``. Defaults to None. One of the two
-            must be given.
+            ``tools/seg_pixel_counts.py``. Defaults to None.
         ignore_index (int): Defaults to 255.
         avg_mode (str): Defaults to ``'count'`` (pixel-count averaging).
         loss_name (str): Defaults to ``'loss_grw'``.
-        **kwargs: See :class:`disalign_mm.core.GRWCrossEntropyLoss`
+        **kwargs: See :class:`disalign_mm.engine.GRWCrossEntropyLoss`
             (``loss_weight``, ``min_count``).
     """
 
     def __init__(self,
                  rho: float = 0.3,
-                 class_counts: Optional[Union[str, Sequence[float]]] = None,
+                 class_counts: Optional[Sequence[float]] = None,
                  class_counts_file: Optional[str] = None,
                  ignore_index: int = 255,
                  avg_mode: str = 'count',
                  loss_name: str = 'loss_grw',
                  **kwargs) -> None:
-        builtin = None
         if isinstance(class_counts, str):
-            key = class_counts.lower()
-            if key not in BUILTIN_PIXEL_COUNTS:
-                raise ValueError(
-                    f'class_counts={class_counts!r} is not a built-in table; '
-                    f'built-in: {sorted(BUILTIN_PIXEL_COUNTS)}. Otherwise give '
-                    'class_counts_file (tools/seg_pixel_counts.py writes one).')
-            builtin, class_counts = BUILTIN_PIXEL_COUNTS[key], None
-        if class_counts is None and class_counts_file is None and builtin is None:
             raise ValueError(
-                'SegGRWCrossEntropyLoss needs pixel frequencies: class_counts='
-                "'ade20k' (built-in), a list, or class_counts_file (write one "
-                'with tools/seg_pixel_counts.py)')
+                f'class_counts={class_counts!r}: give numbers or a class_counts_file. '
+                "A built-in table is a source of ClassCountsHook: custom_hooks = "
+                f"[dict(type='ClassCountsHook', source={class_counts!r})] (built-in "
+                "pixel tables: 'ade20k').")
         super().__init__(
             rho=rho, class_counts=class_counts, class_counts_file=class_counts_file,
             ignore_index=ignore_index, avg_mode=avg_mode, loss_name=loss_name,
             **kwargs)
-        if builtin is not None:
-            ratios, source = builtin
-            self.set_class_counts(ratios(), source=source)

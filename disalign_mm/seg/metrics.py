@@ -9,8 +9,9 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from disalign_mm.engine.class_stats import explicit_groups, load_class_counts, ratio_groups
-from .ade20k import ade20k_groups, is_ade20k_classes
+from ..engine.class_stats import (HEAD_THR, TAIL_THR, ClassCounts, ClassCountsLike, as_class_counts,
+                                  explicit_groups, load_class_counts, ratio_groups)
+from .ade20k import ade20k_groups, is_ade20k_classes, is_ade20k_table
 
 GROUP_ORDER = ('head', 'body', 'tail')
 
@@ -21,7 +22,8 @@ class HeadBodyTailIoUMetric(IoUMetric):
 
     Classes are grouped by their share of the *training* pixels, the paper's
     ADE20K protocol (appendix B): ``head`` above 1 %, ``body`` from 0.1 % to
-    1 %, ``tail`` below 0.1 %. For each group the per-class metrics of
+    1 %, ``tail`` below 0.1 % (``HEAD_THR`` / ``TAIL_THR`` of
+    :mod:`disalign_mm.engine.class_stats`). For each group the per-class metrics of
     ``IoUMetric`` (IoU, Acc, and Dice / Fscore ... when asked for) are
     averaged over the group's classes, ignoring NaN (classes absent from both
     prediction and ground truth) exactly as ``mIoU`` does. The results are
@@ -32,20 +34,26 @@ class HeadBodyTailIoUMetric(IoUMetric):
     Where the groups come from (first that applies):
 
     1. ``groups``: a dict ``{'head': [...], 'body': [...], 'tail': [...]}``
-       of class indices or names;
-    2. ``class_counts_file``: a counts JSON of the training set (e.g. from
-       ``tools/seg_pixel_counts.py``), split with ``head_thr``/``tail_thr``
-       on each class's share of the *labelled* (not ignored) pixels;
-    3. ``groups='ade20k'`` or ``'auto'`` with ADE20K's 150 classes: the
-       groups of the paper's Table 16 (20 / 55 / 75 classes), as printed.
+       of class indices or names, or ``'ade20k'``: the groups of the paper's
+       Table 16 (20 / 55 / 75 classes), as printed;
+    2. the training pixel counts: ``class_counts``, ``class_counts_file``
+       (e.g. from ``tools/seg_pixel_counts.py``) or those
+       :class:`~disalign_mm.engine.ClassCountsHook` sets (the same as the
+       GRW loss's), split with ``head_thr`` / ``tail_thr`` on each class's
+       share of the counted pixels. Counts that *are* the paper's ADE20K
+       table (``ClassCountsHook`` with ``source='ade20k'``) give its groups
+       as printed;
+    3. ``groups='auto'`` with ADE20K's 150 classes: the groups of Table 16.
        (Its ratios are shares of *all* pixels, the 7.3 % unlabeled ones
        included; as shares of the labelled pixels 'car' would be head.)
 
     Args:
         groups (str | dict): ``'auto'``, ``'ade20k'`` or a dict, see above.
             Defaults to ``'auto'``.
-        class_counts_file (str, optional): Training pixel counts. Defaults
-            to None.
+        class_counts (Sequence[float], optional): Training pixels per class.
+            Defaults to None.
+        class_counts_file (str, optional): Training pixel counts (a counts
+            JSON); not together with ``class_counts``. Defaults to None.
         head_thr (float): Head: ratio above this. Defaults to 0.01.
         tail_thr (float): Tail: ratio below this. Defaults to 0.001.
         **kwargs: Arguments of :class:`~mmseg.evaluation.IoUMetric`
@@ -54,29 +62,49 @@ class HeadBodyTailIoUMetric(IoUMetric):
 
     def __init__(self,
                  groups: Union[str, Dict[str, Sequence[Union[int, str]]]] = 'auto',
+                 class_counts: Optional[Sequence[float]] = None,
                  class_counts_file: Optional[str] = None,
-                 head_thr: float = 0.01,
-                 tail_thr: float = 0.001,
+                 head_thr: float = HEAD_THR,
+                 tail_thr: float = TAIL_THR,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if isinstance(groups, str) and groups not in ('auto', 'ade20k'):
             raise ValueError(f"groups must be 'auto', 'ade20k' or a dict, got {groups!r}")
-        if groups == 'ade20k' and class_counts_file is not None:
-            raise ValueError("give groups='ade20k' or class_counts_file, not both")
+        if class_counts is not None and class_counts_file is not None:
+            raise ValueError('HeadBodyTailIoUMetric: give class_counts or '
+                             'class_counts_file, not both')
+        if groups == 'ade20k' and (class_counts_file is not None or class_counts is not None):
+            raise ValueError("give groups='ade20k' or class counts, not both")
         if tail_thr > head_thr:
             raise ValueError(f'tail_thr ({tail_thr}) must not exceed head_thr ({head_thr})')
         self.groups = groups
-        self.class_counts_file = class_counts_file
         self.head_thr = head_thr
         self.tail_thr = tail_thr
+        self.class_counts: Optional[ClassCounts] = None
+        if class_counts is not None:
+            self.class_counts = as_class_counts(class_counts, 'metric config')
+        elif class_counts_file is not None:
+            self.class_counts = load_class_counts(class_counts_file)
 
-    def class_groups(self, classes: Sequence[str]) -> Dict[str, List[int]]:
-        """Head / Body / Tail class indices for the evaluated data set."""
+    def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
+        """Set the training pixel counts (ClassCountsHook does this)."""
+        self.class_counts = as_class_counts(counts, source)
+
+    def class_groups(self,
+                     classes: Sequence[str],
+                     counts: Optional[ClassCounts] = None) -> Dict[str, List[int]]:
+        """Head / Body / Tail class indices for the evaluated data set
+        (``counts``: default the metric's own)."""
         num_classes = len(classes)
         if isinstance(self.groups, dict):
             return explicit_groups(self.groups, num_classes, list(classes))
-        if self.class_counts_file is not None:
-            counts = load_class_counts(self.class_counts_file, num_classes, list(classes))
+        if self.groups == 'ade20k':
+            return ade20k_groups()
+        counts = counts if counts is not None else self.class_counts
+        if counts is not None:
+            counts.check(num_classes, list(classes), what='the evaluated data set')
+            if is_ade20k_table(counts):
+                return ade20k_groups()
             return ratio_groups(counts, self.head_thr, self.tail_thr)
         if is_ade20k_classes(classes):
             return ade20k_groups()
@@ -84,8 +112,9 @@ class HeadBodyTailIoUMetric(IoUMetric):
             f'HeadBodyTailIoUMetric: the data set has {num_classes} classes '
             f'({list(classes)[:3]}...), not ADE20K\'s 150, so the built-in '
             "groups do not apply. Give class_counts_file (write one with "
-            'tools/seg_pixel_counts.py) or groups=dict(head=[...], body=[...], '
-            'tail=[...]).')
+            "tools/seg_pixel_counts.py), add dict(type='ClassCountsHook') to "
+            'custom_hooks (it counts the training masks), or give '
+            'groups=dict(head=[...], body=[...], tail=[...]).')
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """mmseg's metrics plus ``{group}_m{metric}`` for each group."""

@@ -9,14 +9,15 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
 from mmengine import fileio
 from mmengine.utils import ProgressBar
 
-from disalign_mm.engine.class_stats import FORMAT, ClassCounts
+from ..engine.class_counts import leaf_datasets
+from ..engine.class_stats import FORMAT, ClassCounts
 
 CACHE_VERSION = 1
 
@@ -94,17 +95,6 @@ def count_pixels(seg_map_paths: Sequence[str],
     return counts, ignored
 
 
-def _iter_seg_datasets(dataset) -> Iterable:
-    """Leaf datasets of (nested) Repeat / ClassBalanced / Concat wrappers."""
-    if hasattr(dataset, 'datasets'):
-        for d in dataset.datasets:
-            yield from _iter_seg_datasets(d)
-    elif hasattr(dataset, 'dataset') and not hasattr(dataset, 'get_label_map'):
-        yield from _iter_seg_datasets(dataset.dataset)
-    else:
-        yield dataset
-
-
 def _cache_key(paths: List[str], num_classes: int, settings: dict) -> str:
     h = hashlib.sha1()
     h.update(json.dumps(dict(version=CACHE_VERSION, num_classes=num_classes,
@@ -131,7 +121,9 @@ def dataset_pixel_counts(dataset,
     same key the counts are read back instead of recomputed.
 
     Args:
-        dataset: A built mmseg dataset (``BaseSegDataset`` or a wrapper).
+        dataset: A built mmseg dataset (``BaseSegDataset`` or a wrapper:
+            see :func:`~disalign_mm.engine.leaf_datasets`), or a list of
+            them.
         out (str, optional): Where to write the counts JSON. Defaults to None
             (no file, no cache).
         force (bool): Recompute even when the cache is valid. Defaults to
@@ -142,13 +134,15 @@ def dataset_pixel_counts(dataset,
     Returns:
         tuple: ``(ClassCounts, from_cache)``.
     """
-    leaves = list(_iter_seg_datasets(dataset))
+    parts = dataset if isinstance(dataset, (list, tuple)) else [dataset]
+    leaves = [leaf for d in parts for leaf in leaf_datasets(d)]
     classes = list(leaves[0].metainfo['classes'])
     groups = []
     for d in leaves:
         if list(d.metainfo['classes']) != classes:
             raise ValueError('the wrapped data sets have different classes; '
                              'count them separately')
+        d.full_init()  # built with lazy_init (a test-only run): load the annotations
         infos = [d.get_data_info(i) for i in range(len(d))]
         for info in infos:
             if 'seg_map_path' not in info:

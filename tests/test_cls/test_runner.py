@@ -91,7 +91,7 @@ def test_counts_file_feeds_loss_and_metric(stage1, tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     metric = runner.val_evaluator.metrics[0]
-    assert metric.counts.counts == [100.0] * 5 + [10.0] * 5
+    assert metric.class_counts.counts == [100.0] * 5 + [10.0] * 5
     assert not osp.exists(osp.join(str(tmp_path / 'w'), 'class_counts.json'))
 
 
@@ -198,7 +198,7 @@ def test_test_run_takes_the_groups_from_the_cached_counts(stage1, tmp_path):
     cfg = _cfg(FMNIST_STAGE1, root, str(tmp_path / 'fresh'), load_from=ckpt)
     runner = Runner.from_cfg(cfg)
     runner.test()
-    assert runner.test_evaluator.metrics[0].counts.counts == TINY_COUNTS
+    assert runner.test_evaluator.metrics[0].class_counts.counts == TINY_COUNTS
     assert not osp.exists(tmp_path / 'fresh' / 'class_counts.json')
 
 

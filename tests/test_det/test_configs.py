@@ -108,9 +108,9 @@ def test_stage1_and_stage2(version, arch, cosine):
     assert plain(s2.param_scheduler) == [
         dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
         dict(type='MultiStepLR', by_epoch=False, begin=0, end=9000, milestones=[8000])]
-    assert [h['type'] for h in s2.custom_hooks] == ['DisAlignFreezeHook', 'LVISClassCountsHook']
+    assert [h['type'] for h in s2.custom_hooks] == ['DisAlignFreezeHook', 'ClassCountsHook']
     assert s2.custom_hooks[0] == dict(type='DisAlignFreezeHook')  # calibration only
-    assert s2.custom_hooks[1].count == 'image_count'
+    assert s2.custom_hooks[1].source == dict(type='lvis', count='image_count')
     assert s2.model_wrapper_cfg == dict(find_unused_parameters=True)
     assert s2.load_from is None and s2.resume is False
 

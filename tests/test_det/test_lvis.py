@@ -1,4 +1,4 @@
-"""LVIS statistics for GRW, the class-counts hook's checks, and mmdet's
+"""LVIS statistics for GRW, ClassCountsHook's 'lvis' source and checks, and mmdet's
 LVISMetric end to end on the fixture (with the lvis/numpy fix)."""
 import json
 import os.path as osp
@@ -10,8 +10,8 @@ import torch
 from mmdet.registry import HOOKS, METRICS, MODELS
 
 import disalign_mm.det  # noqa: F401
-from disalign_mm.det import (LVISClassCountsHook, apply_lvis_numpy_compat, lvis_class_counts,
-                             lvis_frequency_groups)
+from disalign_mm.det import apply_lvis_numpy_compat, lvis_class_counts, lvis_frequency_groups
+from disalign_mm.engine import ClassCountsHook
 from disalign_mm.engine.class_stats import ClassCounts
 from tests.test_det.fixtures import CLASSES, IMAGE_COUNT, INSTANCE_COUNT, OBJECTS, H, W
 
@@ -67,9 +67,10 @@ def test_missing_frequency_data_is_clear(lvis_data, tmp_path):
         lvis_class_counts(write_json(tmp_path / 'x.json', {'images': []}))
 
 
-def _fake_runner(model, ann_file=None):
+def _fake_runner(model, ann_file=None, work_dir='.'):
+    """What ClassCountsHook reads of a Runner in a training run."""
     ds = SimpleNamespace(ann_file=ann_file)
-    return SimpleNamespace(model=model,
+    return SimpleNamespace(model=model, work_dir=str(work_dir), rank=0, cfg={}, val_loop=None,
                            train_dataloader=SimpleNamespace(dataset=SimpleNamespace(dataset=ds)),
                            logger=SimpleNamespace(info=lambda *a, **k: None))
 
@@ -82,21 +83,29 @@ def _head(num_classes=5, background_weight=1.0, counts=None):
                       class_counts=counts)))
 
 
+def _lvis_hook(**kw):
+    return HOOKS.build(dict(type='ClassCountsHook', source=dict(type='lvis', **kw)))
+
+
 def test_hook_sets_counts_from_training_annotation(lvis_data):
     head = _head()
-    hook = HOOKS.build(dict(type='LVISClassCountsHook'))
-    hook.before_train(_fake_runner(torch.nn.ModuleDict(dict(h=head)), lvis_data['ann_file']))
+    _lvis_hook().before_train(_fake_runner(torch.nn.ModuleDict(dict(h=head)),
+                                           lvis_data['ann_file']))
     assert head.loss_cls.class_counts.tolist() == IMAGE_COUNT
     torch.testing.assert_close(
         head.loss_cls.class_weight,
         torch.tensor([0.14599, 0.17452, 0.42029, 3.33808, 0.92113, 1.0]), atol=1e-5, rtol=0)
+    head = _head()
+    _lvis_hook(count='instance_count', ann_file=lvis_data['ann_file']).before_train(
+        _fake_runner(torch.nn.ModuleDict(dict(h=head))))
+    assert head.loss_cls.class_counts.tolist() == INSTANCE_COUNT
 
 
 def test_hook_counts_file(lvis_data, tmp_path):
     path = str(tmp_path / 'counts.json')
     ClassCounts([5, 4, 3, 2, 1], classes=list(CLASSES), source='test').dump(path)
     head = _head()
-    LVISClassCountsHook(counts_file=path).before_train(
+    ClassCountsHook(class_counts_file=path).before_train(
         _fake_runner(torch.nn.ModuleDict(dict(h=head))))
     assert head.loss_cls.class_counts.tolist() == [5, 4, 3, 2, 1]
 
@@ -104,21 +113,29 @@ def test_hook_counts_file(lvis_data, tmp_path):
 def test_hook_bad_inputs(lvis_data):
     ann = lvis_data['ann_file']
     # 5 LVIS categories, 4 classes in the head
-    with pytest.raises(ValueError, match='5 entries but h .num_classes. has 4 classes'):
-        LVISClassCountsHook(ann_file=ann).before_train(
+    with pytest.raises(ValueError, match='5 entries but the model h has 4 classes'):
+        _lvis_hook(ann_file=ann).before_train(
             _fake_runner(torch.nn.ModuleDict(dict(h=_head(num_classes=4)))))
     with pytest.raises(ValueError, match='set background_weight=1.0'):
-        LVISClassCountsHook(ann_file=ann).before_train(
+        _lvis_hook(ann_file=ann).before_train(
             _fake_runner(torch.nn.ModuleDict(dict(h=_head(background_weight=None)))))
-    with pytest.raises(ValueError, match='already has class counts'):
-        LVISClassCountsHook(ann_file=ann).before_train(
+    # counts in the loss config as well: they must be the same, else an error
+    # naming both sides (the same rule in every host)
+    with pytest.raises(ValueError, match=r'h.loss_cls \(from the config \(class_counts\)\) '
+                       r"and the source 'lvis' of ClassCountsHook .* different class counts"):
+        _lvis_hook(ann_file=ann).before_train(
             _fake_runner(torch.nn.ModuleDict(dict(h=_head(counts=[1] * 5)))))
-    with pytest.raises(RuntimeError, match='no bbox head of the model uses'):
-        LVISClassCountsHook(ann_file=ann).before_train(_fake_runner(torch.nn.Linear(2, 2)))
+    head = _head(counts=IMAGE_COUNT)
+    _lvis_hook(ann_file=ann).before_train(_fake_runner(torch.nn.ModuleDict(dict(h=head))))
+    with pytest.raises(RuntimeError, match='nothing in this run takes class counts'):
+        _lvis_hook(ann_file=ann).before_train(_fake_runner(torch.nn.Linear(2, 2)))
     with pytest.raises(ValueError, match='not both'):
-        LVISClassCountsHook(ann_file=ann, counts_file=ann)
+        ClassCountsHook(source='lvis', class_counts_file=ann)
     with pytest.raises(ValueError, match='count must be one of'):
-        LVISClassCountsHook(count='frequency')
+        _lvis_hook(count='frequency').before_train(
+            _fake_runner(torch.nn.ModuleDict(dict(h=_head())), ann))
+    with pytest.raises(ValueError, match="cannot tell the one LVIS annotation file"):
+        _lvis_hook().before_train(_fake_runner(torch.nn.ModuleDict(dict(h=_head()))))
 
 
 # ------------------------------------------------------------------ LVISMetric
@@ -196,8 +213,7 @@ def test_stage2_config_reads_fixture(version, lvis_data):
         info = ds.get_data_info(i)
         assert osp.isfile(info['img_path']), info['img_path']
     head = _head()
-    runner = SimpleNamespace(model=torch.nn.ModuleDict(dict(h=head)),
-                             train_dataloader=SimpleNamespace(dataset=ds),
-                             logger=SimpleNamespace(info=lambda *a, **k: None))
+    runner = _fake_runner(torch.nn.ModuleDict(dict(h=head)))
+    runner.train_dataloader = SimpleNamespace(dataset=ds)
     HOOKS.build(cfg.custom_hooks[1]).before_train(runner)
     assert head.loss_cls.class_counts.tolist() == IMAGE_COUNT

@@ -110,7 +110,8 @@ def test_mim_train_stage2(lvis_data, stage1_ckpt, tmp_path):
     with open(osp.join(tmp_path, 'mim_train.log'), 'w') as f:
         f.write(out)
     assert proc.returncode == 0, out[-5000:]
-    assert 'DisAlignFreezeHook' in out and 'LVISClassCountsHook' in out
+    assert 'DisAlignFreezeHook' in out and 'ClassCountsHook' in out
+    assert 'training images per class, from ' in out and 'lvis_tiny.json (image_count)' in out
     line = [ln for ln in out.splitlines() if 'lvis/bbox_APr' in ln]
     assert line, out[-5000:]
     metrics = dict(re.findall(r'(lvis/\w+): (-?[\d.]+)', line[-1]))

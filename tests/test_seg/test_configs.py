@@ -61,8 +61,8 @@ def test_stage1_is_mmseg_and_stage2_changes_only_the_head(stem, folder, head, ba
     d1, d2 = plain(s1.model.decode_head), plain(s2.model.decode_head)
     assert {k for k in set(d1) | set(d2) if d1.get(k) != d2.get(k)} == {'type', 'loss_decode'}
     assert s2.model.decode_head.type == head
-    assert plain(s2.model.decode_head.loss_decode) == dict(
-        type='SegGRWCrossEntropyLoss', rho=0.3, class_counts='ade20k')
+    # the pixel ratios of Table 16 come from ClassCountsHook(source='ade20k')
+    assert plain(s2.model.decode_head.loss_decode) == dict(type='SegGRWCrossEntropyLoss', rho=0.3)
     assert s2.model.auxiliary_head is None
     # paper B.2: stage 1's protocol (data, augmentation, optimizer, poly
     # schedule) for 8k iterations at batch 32 (8 GPUs x 4)
@@ -72,7 +72,8 @@ def test_stage1_is_mmseg_and_stage2_changes_only_the_head(stem, folder, head, ba
     assert s2.optim_wrapper == s1.optim_wrapper
     assert s2.train_dataloader == s1.train_dataloader
     assert s2.load_from is None and s2.resume is False
-    assert s2.custom_hooks == [dict(type='DisAlignFreezeHook')]
+    assert s2.custom_hooks == [dict(type='DisAlignFreezeHook'),
+                               dict(type='ClassCountsHook', source='ade20k')]
     assert s2.model_wrapper_cfg == dict(find_unused_parameters=True)
 
     init_default_scope('mmseg')

@@ -12,8 +12,7 @@ from mmseg.structures import SegDataSample
 
 import disalign_mm.seg  # noqa: F401
 from disalign_mm.core import CalibratedConv2d, DisAlignCalibration, calibrate
-from disalign_mm.seg import (DisAlignFCNHead, DisAlignHeadMixin, SegGRWCrossEntropyLoss,
-                             disalign_head_class)
+from disalign_mm.seg import DisAlignFCNHead, DisAlignHeadMixin, disalign_head_class
 from tests.calibration_keys import calibration_keys
 
 K = 5
@@ -178,18 +177,3 @@ def test_counts_file_with_wrong_length_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r'4 classes.*counts\.json.*num_classes=5'):
         MODELS.build(fcn_cfg(loss_decode=dict(type='SegGRWCrossEntropyLoss',
                                               class_counts_file=str(path))))
-
-
-def test_seg_loss_defaults_and_builtin_ade20k_table():
-    loss = SegGRWCrossEntropyLoss(class_counts='ade20k')
-    assert (loss.rho, loss.avg_mode, loss.ignore_index, loss.loss_name) == \
-        (0.3, 'count', 255, 'loss_grw')
-    assert loss.num_classes == 150
-    w = loss.class_weight
-    # wall (0.1576) has the smallest weight, the 0.0002 classes the largest
-    assert w.argmin() == 0 and w[147:].min() == w.max()
-    torch.testing.assert_close(w[0] / w[-1], torch.tensor((0.0002 / 0.1576) ** 0.3))
-    with pytest.raises(ValueError, match='built-in'):
-        SegGRWCrossEntropyLoss(class_counts='cityscapes')
-    with pytest.raises(ValueError, match='pixel frequencies'):
-        SegGRWCrossEntropyLoss()
