@@ -1,7 +1,7 @@
 """DisAlign math in plain torch: no OpenMMLab imports here."""
 from .calibration import CONFIDENCE_MODES, DisAlignCalibration
 from .cosine import CosineLinear
-from .grw import PerClassCounts, grw_cross_entropy, grw_weights
+from .grw import Counts, grw_cross_entropy, grw_weights
 from .layers import CalibratedConv2d, CalibratedCosineLinear, CalibratedLinear, calibrate
 from .monitor import CalibrationMonitor
 from .posthoc import class_log_prior, logit_adjust, tau_normalize
@@ -9,7 +9,7 @@ from .stats import FeatureMoments, collect_feature_moments, input_calibrations
 
 __all__ = [
     'CONFIDENCE_MODES', 'DisAlignCalibration', 'CosineLinear', 'CalibratedLinear',
-    'CalibratedCosineLinear', 'CalibratedConv2d', 'calibrate', 'PerClassCounts',
+    'CalibratedCosineLinear', 'CalibratedConv2d', 'calibrate', 'Counts',
     'grw_cross_entropy', 'grw_weights', 'tau_normalize', 'logit_adjust', 'class_log_prior',
     'FeatureMoments', 'collect_feature_moments', 'input_calibrations', 'CalibrationMonitor'
 ]

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 #: One number per class, in label order: a list, a numpy array or a tensor.
-PerClassCounts = Union[Sequence[float], np.ndarray, torch.Tensor]
+Counts = Union[Sequence[float], np.ndarray, torch.Tensor]
 AVG_MODES = ('weighted', 'count')
 
 
-def grw_weights(counts: PerClassCounts,
+def grw_weights(counts: Counts,
                 rho: float,
                 min_count: Optional[float] = None) -> torch.Tensor:
     r"""Class weights ``w_c ∝ (1 / r_c) ** rho`` with ``r_c = n_c / sum(n)``.

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .grw import PerClassCounts
+from .grw import Counts
 
 
 def check_tau(tau: float, what: str) -> float:
@@ -65,7 +65,7 @@ def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
     return weight / norms.pow(tau).reshape(shape)
 
 
-def class_log_prior(class_counts: PerClassCounts,
+def class_log_prior(class_counts: Counts,
                     num_classes: Optional[int] = None,
                     what: str = 'logit adjustment') -> torch.Tensor:
     """``log(pi)`` with ``pi = counts / sum(counts)``, in float64.
@@ -103,7 +103,7 @@ def class_log_prior(class_counts: PerClassCounts,
 
 
 def logit_adjust(logits: torch.Tensor,
-                 class_counts: PerClassCounts,
+                 class_counts: Counts,
                  tau: float = 1.0) -> torch.Tensor:
     """Post-hoc logit adjustment: ``logits - tau * log(pi)``.
 

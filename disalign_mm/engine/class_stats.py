@@ -18,7 +18,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
-from ..core.grw import PerClassCounts
+from ..core.grw import Counts
 
 FORMAT = 'disalign_mm/class-counts@1'
 UNITS = ('images', 'instances', 'pixels')
@@ -146,7 +146,7 @@ def load_class_counts(path: str,
 
 
 #: A :class:`ClassCounts` record or plain per-class numbers.
-ClassCountsLike = Union[ClassCounts, PerClassCounts]
+ClassCountsLike = Union[ClassCounts, Counts]
 
 
 def as_class_counts(counts: ClassCountsLike, source: str = '') -> ClassCounts:

@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..core.grw import AVG_MODES, PerClassCounts, grw_cross_entropy, grw_weights
+from ..core.grw import AVG_MODES, Counts, grw_cross_entropy, grw_weights
 from .class_stats import load_class_counts
 
 
@@ -57,7 +57,7 @@ class GRWCrossEntropyLoss(nn.Module):
 
     def __init__(self,
                  rho: float = 1.0,
-                 class_counts: Optional[PerClassCounts] = None,
+                 class_counts: Optional[Counts] = None,
                  class_counts_file: Optional[str] = None,
                  background_weight: Optional[float] = None,
                  avg_mode: str = 'weighted',
@@ -96,7 +96,7 @@ class GRWCrossEntropyLoss(nn.Module):
         return None if self.class_counts is None else self.class_counts.numel()
 
     def set_class_counts(self,
-                         counts: PerClassCounts,
+                         counts: Counts,
                          source: Optional[str] = None) -> torch.Tensor:
         """Set the class counts (``source``: where they come from, for the
         log), recompute the weights, log their range and return them."""

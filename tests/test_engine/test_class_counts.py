@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from _tiny_runner import COUNTS, NUM_CLASSES, TinyData, TinyModel, make_runner
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmengine.registry import HOOKS, Registry
@@ -17,6 +16,7 @@ from disalign_mm.engine import (ClassCounts, ClassCountsHook, GRWCrossEntropyLos
                                 count_sources, leaf_datasets, register_count_source,
                                 register_label_counter)
 from disalign_mm.engine.class_counts import model_consumers
+from tests.tiny_runner import COUNTS, NUM_CLASSES, TinyData, TinyModel, make_runner
 
 CALLS = []
 
