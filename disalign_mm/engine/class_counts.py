@@ -290,7 +290,8 @@ class ClassCountsHook(Hook):
 
     When: before the first loop of the run (``before_train``, or
     ``before_val`` / ``before_test`` in a val/test-only run), so test-only
-    runs work too. In a training run the model's consumers and the val
+    runs work too; with the highest priority, before any other hook of that
+    stage can run the model. In a training run the model's consumers and the val
     metrics get counts; in a val/test run the metrics of that loop and the
     model's consumers other than losses (e.g. a logit-adjusted head); a
     val/test run in which nothing needs counts reads none.
@@ -331,7 +332,9 @@ class ClassCountsHook(Hook):
         cache_file (str): File name of the cache in the work directory.
             Defaults to ``'class_counts.json'``.
     """
-    priority = 'ABOVE_NORMAL'
+    # before every other hook's before_train: some run the model on training
+    # batches there (DisAlignFreezeHook's feature statistics), loss included
+    priority = 'HIGHEST'
 
     def __init__(self,
                  source: Optional[Union[str, dict]] = None,
