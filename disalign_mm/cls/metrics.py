@@ -182,4 +182,6 @@ class LongTailAccuracy(BaseMetric):
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         with open(path, 'w') as f:
             json.dump(self.per_class, f, indent=1)
+        # DisAlignFreezeHook adds what the calibration did to this file
+        self.per_class_file = path
         logger.info(f'LongTailAccuracy: per-class accuracy written to {path}')

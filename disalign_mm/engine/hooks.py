@@ -1,5 +1,7 @@
 """The stage-2 hook: freeze with :func:`~disalign_mm.engine.freeze.freeze_stage2`,
 and check that the frozen representation really is the stage-1 model."""
+import json
+import os.path as osp
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -328,6 +330,7 @@ class DisAlignFreezeHook(Hook):
         self.reports[mode] = summary
         for key, value in summary.items():
             runner.message_hub.update_scalar(f'{mode}/disalign/{key}', value)
+        self._add_to_per_class_files(runner, mode, summary)
         msg = (f'DisAlign ({mode}, {int(summary["inputs"]):,} classified inputs): '
                f'{100 * summary["changed"]:.2f}% of the decisions differ from the stage-1 model')
         saturated = None
@@ -352,3 +355,18 @@ class DisAlignFreezeHook(Hook):
                 'nothing. Likely cause: sigma near 0 on every input (see above), a calibration '
                 'still at its identity start (not trained, or lr 0), or a stage-1 checkpoint '
                 'evaluated with a stage-2 config.')
+
+    @staticmethod
+    def _add_to_per_class_files(runner, mode: str, summary: dict) -> None:
+        """Put the report into the per-class JSON the epoch's metrics wrote
+        (metrics that write one record its path as ``per_class_file``)."""
+        loop = runner.val_loop if mode == 'val' else runner.test_loop
+        for metric in getattr(getattr(loop, 'evaluator', None), 'metrics', []):
+            path = getattr(metric, 'per_class_file', None)
+            if not path or not osp.isfile(path) or runner.rank != 0:
+                continue
+            with open(path) as f:
+                data = json.load(f)
+            data['disalign'] = summary
+            with open(path, 'w') as f:
+                json.dump(data, f, indent=1)

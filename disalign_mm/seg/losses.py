@@ -13,7 +13,8 @@ class SegGRWCrossEntropyLoss(GRWCrossEntropyLoss):
     :class:`disalign_mm.engine.GRWCrossEntropyLoss` with the segmentation
     defaults of the paper: pixels labelled ``ignore_index`` (255) contribute
     nothing, the loss is averaged over the valid pixels (``avg_mode='count'``,
-    Eq. 9, as the reference code does for segmentation), and the class
+    Eq. 9; the official segmentation code divides by all pixels, ignored ones
+    included), and the class
     weights come from pixel frequencies. mmseg's decode heads pass their own
     ``ignore_index`` at every call, which wins over the one given here.
 

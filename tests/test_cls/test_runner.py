@@ -80,6 +80,11 @@ def test_stage2_trains_only_the_calibration(stage1, tmp_path):
            'training set (FashionMNISTLT' in log
     assert 'GRW rho=1.2 weights' in log
     assert 'groups many: 3, medium: 4, few: 3' in log
+    # what the calibration did, in the log and beside the per-class accuracy
+    assert 'of the decisions differ from the stage-1 model; confidence sigma mean' in log
+    pc = json.loads(open(osp.join(runner.log_dir, 'per_class_accuracy.json')).read())
+    assert set(pc['disalign']) == {'changed', 'inputs', 'sigma_mean', 'sigma_low', 'sigma_high'}
+    assert pc['disalign']['inputs'] == 60  # the 6 test images of each class
 
 
 def test_counts_file_feeds_loss_and_metric(stage1, tmp_path):
