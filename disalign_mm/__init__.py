@@ -82,11 +82,19 @@ def _dist_versions() -> dict:
     return found
 
 
-def installed_version(name: str):
+# import names that differ from the distribution name
+_MODULE_OF = {'mmsegmentation': 'mmseg'}
+
+
+def installed_version(name: str, found: dict = None):
     """Version string of the installed distribution ``name``, or None."""
-    version = _dist_versions().get(re.sub(r'[-_.]+', '_', name).lower())
-    if version is None:  # e.g. a development install without dist-info
-        try:
+    found = _dist_versions() if found is None else found
+    version = found.get(re.sub(r'[-_.]+', '_', name).lower())
+    if version is None:
+        import importlib.util
+        if importlib.util.find_spec(_MODULE_OF.get(name, name)) is None:
+            return None  # not installed
+        try:  # importable without a versioned dist-info folder (a development install)
             from importlib import metadata
             version = metadata.version(name)
         except Exception:  # noqa: BLE001  (PackageNotFoundError and broken metadata)
@@ -100,10 +108,7 @@ def environment_problems(versions=None) -> list:
     the lookup, for tests."""
     if versions is None:
         found = _dist_versions()
-        versions = {}
-        for name in SUPPORTED:
-            key = re.sub(r'[-_.]+', '_', name).lower()
-            versions[name] = found[key] if key in found else installed_version(name)
+        versions = {name: installed_version(name, found) for name in SUPPORTED}
     problems = []
     for name, (low, high) in SUPPORTED.items():
         version = versions.get(name)
