@@ -56,7 +56,7 @@ import pickle
 import sys
 import types
 import zipfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Dict, Optional
 from urllib.parse import urlparse
 
@@ -71,11 +71,12 @@ from mmengine.logging import HistoryBuffer  # noqa: E402
 CALL, NEW, VALUE = 'call', 'new', 'value'
 
 # Everything a checkpoint may name, and what the unpickler may do with it.
-# Pinned in tests/test_engine/test_checkpoint_allowlist.py: widening it is
+# Pinned in tests/test_engine/test_checkpoint_safety.py: widening it is
 # a reviewed change. Names this torch / numpy does not have are left out.
 ALLOWED_GLOBALS: Dict[str, str] = {
     # containers and values that protocol 2 writes as calls
     'collections.OrderedDict': CALL,
+    'collections.Counter': CALL,  # MultiStepLR's milestones
     'builtins.set': CALL,
     'builtins.frozenset': CALL,
     'builtins.complex': CALL,
@@ -176,6 +177,7 @@ def _resolve(name: str) -> Any:
         '_codecs.encode': _latin1_encode,
         'torch._tensor._rebuild_from_type_v2': _checked_rebuild_from_type_v2,
         'collections.OrderedDict': OrderedDict,
+        'collections.Counter': Counter,
         'builtins.set': set,
         'builtins.frozenset': frozenset,
         'builtins.complex': complex,

@@ -8,6 +8,7 @@ import os.path as osp
 import subprocess
 import time
 import zipfile
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from disalign_mm.engine import checkpoint as ckpt
 
 PINNED = {
     'collections.OrderedDict': 'call',
+    'collections.Counter': 'call',
     'builtins.set': 'call',
     'builtins.frozenset': 'call',
     'builtins.complex': 'call',
@@ -209,6 +211,7 @@ def test_what_a_checkpoint_holds_round_trips(tmp_path):
             'np': [np.float64(1.5), np.int64(3), np.bool_(True), np.float32(2.5)],
             'arr': np.arange(4, dtype=np.int32).reshape(2, 2), 'bytes': b'\x00\xff',
             'set': {1, 2}, 'frozen': frozenset({3}), 'complex': 1 + 2j,
+            'milestones': Counter({8: 1, 11: 1}),  # MultiStepLR's
             'size': torch.Size([2, 3]), 'dtype': torch.float16, 'bf16': t.bfloat16(),
             'attr': t_attr, 'param': torch.nn.Parameter(t.clone()),
             'hist': HistoryBuffer([1.0, 2.0], [1, 1]),
@@ -221,6 +224,7 @@ def test_what_a_checkpoint_holds_round_trips(tmp_path):
     assert meta['arr'].dtype == np.int32 and meta['arr'].tolist() == [[0, 1], [2, 3]]
     assert meta['bytes'] == b'\x00\xff' and meta['set'] == {1, 2}
     assert meta['frozen'] == frozenset({3}) and meta['complex'] == 1 + 2j
+    assert type(meta['milestones']) is Counter and meta['milestones'] == {8: 1, 11: 1}
     assert meta['size'] == torch.Size([2, 3]) and meta['dtype'] is torch.float16
     assert torch.equal(meta['bf16'].float(), t) and meta['attr'].note == 'kept'
     assert isinstance(meta['param'], torch.nn.Parameter) and torch.equal(meta['param'], t)
