@@ -8,7 +8,7 @@ import json
 import sys
 import textwrap
 
-from _wheel import run_python
+from _wheel import ROOT, run_python
 
 SITE = [p for p in sys.path if p.endswith('site-packages')]
 
@@ -36,3 +36,29 @@ def test_config_base_hook_agrees_with_mmengine_on_host_bases(tmp_path):
     assert hooked['hook'] is True and plain['hook'] is False
     assert hooked['cfg']['model']['head']['num_classes'] == 7
     assert hooked['cfg'] == plain['cfg']
+
+
+def test_patches_only_where_asked_for(tmp_path):
+    """Importing disalign_mm.core patches nothing; disalign_mm.engine patches
+    mmengine's loader only, disalign_mm.det lvis only (-S: no .pth hook)."""
+    res = run_python(f'''
+        import sys
+        sys.path[:0] = [{ROOT!r}] + {SITE!r}
+        ours = lambda: [f for f in sys.meta_path if type(f).__module__.startswith('disalign_mm')]
+        import disalign_mm.core
+        import numpy, torch
+        import lvis.eval
+        from mmengine.config.utils import MODULE2PACKAGE
+        from mmengine.runner import checkpoint
+        assert ours() == []
+        assert checkpoint.torch is torch and lvis.eval.np is numpy
+        assert 'disalign_mm' not in MODULE2PACKAGE
+        import disalign_mm.engine
+        assert checkpoint.torch is not torch and lvis.eval.np is numpy
+        import disalign_mm.det
+        assert lvis.eval.np is not numpy and not hasattr(numpy, 'float')
+        assert 'disalign_mm' not in MODULE2PACKAGE and ours() == []
+        print('ok')
+        ''', tmp_path, '-S')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == 'ok'
