@@ -1,18 +1,33 @@
 # disalign_mm -- see README.md. Every target builds the environment first
-# (tools/setup_env.sh: idempotent, seconds when .venv/ is up to date).
+# (tools/setup_env.sh: idempotent, seconds when the venv is up to date).
+# Two tested stacks: the newest in .venv/ (install, test, ...) and the oldest
+# supported one in .venv-oldest/ (install-oldest, test-oldest).
 PY := .venv/bin/python
+PY_OLDEST := .venv-oldest/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint wheel benchmark clean
+.PHONY: install install-oldest demo test test-oldest test-all lint wheel benchmark clean
 
 install:
-	bash tools/setup_env.sh
+	bash tools/setup_env.sh newest
+
+install-oldest:
+	bash tools/setup_env.sh oldest
 
 demo: install
 	$(PY) tools/demo.py
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# the whole suite on the oldest supported stack (torch 2.1.2, numpy 1.26)
+test-oldest: install-oldest
+	$(PY_OLDEST) -m pytest tests $(PYTEST_ARGS)
+
+# both stacks, both built before either suite runs (what .ci/run does)
+test-all: install install-oldest
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY_OLDEST) -m pytest tests $(PYTEST_ARGS)
 
 # DisAlign vs cRT / LWS / tau-norm / logit adjustment, the paper's ablations,
 # 3 seeds on Fashion-MNIST-LT (about 11 minutes on 2 cores); rewrites

@@ -1,52 +1,73 @@
 #!/usr/bin/env bash
-# Build (or check) the project environment in .venv/ -- `make install`.
+# Build (or check) a tested stack in its own virtual environment:
 #
-# Idempotent: when .venv/ already matches requirements/ (a stamp holds their
-# hash) it returns at once. mmcv 2.1.0 has no wheel for this Python/torch, so
-# it is built from source with its C++ ops (12 min on 2 idle cores); the built
-# wheel is cached outside the repository under a key made of the mmcv, torch
-# and Python versions, so it is reused by later clones on the same machine but
-# never against a different torch.
+#   bash tools/setup_env.sh [newest]   -> .venv/         (`make install`)
+#   bash tools/setup_env.sh oldest     -> .venv-oldest/  (`make install-oldest`)
+#
+# A stack is requirements/stack-<name>.txt (exact pins) installed together with
+# the ranges the wheel declares (requirements/runtime.txt, mminstall.txt,
+# tests.txt, optional.txt): pip fails if a pin leaves a range.
+#
+# Idempotent: when the venv already matches requirements/ (a stamp holds their
+# hash) it returns at once. mmcv 2.1.0 has no wheel for these Python/torch
+# pairs, so it is built from source with its C++ ops (12-25 minutes on 2
+# cores); the built wheel is cached outside the repository under a key made of
+# the mmcv version, the C++ standard, the torch version and the Python tag, so
+# later clones on the same machine reuse it and it is never used against a
+# different torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=${VENV:-.venv}
+STACK=${1:-${STACK:-newest}}
+case "$STACK" in
+  newest) DEFAULT_VENV=.venv ;;
+  oldest) DEFAULT_VENV=.venv-oldest ;;
+  *) echo "usage: $0 [newest|oldest]" >&2; exit 2 ;;
+esac
+VENV=${VENV:-$DEFAULT_VENV}
+PINS=requirements/stack-$STACK.txt
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 CACHE=${DISALIGN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/disalign_mm}
 MMCV_VERSION=2.1.0
 STAMP="$VENV/.disalign_mm-env"
 
-want=$(cat requirements/*.txt setup.py tools/setup_env.sh | sha256sum | cut -c1-16)
+want=$(cat requirements/{runtime,mminstall,tests,optional}.txt "$PINS" setup.py tools/setup_env.sh \
+  | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
-  echo "[setup_env] $VENV is up to date ($want)"
+  echo "[setup_env] $VENV ($STACK stack) is up to date ($want)"
   exit 0
 fi
 
-log() { echo "[setup_env $(date +%H:%M:%S)] $*"; }
+log() { echo "[setup_env $STACK $(date +%H:%M:%S)] $*"; }
 [ -x "$VENV/bin/python" ] || { log "creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
-log "base tools, torch, torchvision, setuptools<82"
+log "base tools, then torch, torchvision, numpy, setuptools as pinned in $PINS"
 "${PIP[@]}" install -q --upgrade pip wheel
-# what the mmcv build needs first: torch (its headers) and a setuptools that
-# still has pkg_resources; the same pins as requirements/*.txt
-"${PIP[@]}" install -q -r requirements/runtime.txt -c requirements/mminstall.txt \
-  torchvision setuptools
+# what the mmcv build needs first: torch (its headers), the numpy torch was
+# built against, and a setuptools that still has pkg_resources
+"${PIP[@]}" install -q -c "$PINS" torch torchvision numpy setuptools
 
 torch_version=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')
 py_tag=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-cxx20-torch-$torch_version-$py_tag"
+# torch >= 2.8 headers need C++20, which mmcv 2.1.0's setup.py does not know:
+# it passes -std=c++14 (parrots) / -std=c++17 (torch > 1.12), so the newer
+# torch gets a patched setup.py. torch 2.1 headers need C++17: mmcv's own
+# choice, unpatched.
+cxx=$("$VENV/bin/python" -c 'import torch; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); print("cxx20" if v >= (2, 8) else "cxx17")')
+wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-$cxx-torch-$torch_version-$py_tag"
 if ! ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-  log "building mmcv $MMCV_VERSION with ops against torch $torch_version (12 minutes on 2 idle cores)"
+  log "building mmcv $MMCV_VERSION ($cxx) with ops against torch $torch_version (12-25 minutes on 2 cores)"
   tmp="$wheel_dir.partial.$$"
   rm -rf "$tmp"; mkdir -p "$tmp/src"
   "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
     -d "$tmp/src" "mmcv==$MMCV_VERSION"
   tar -xzf "$tmp/src/mmcv-$MMCV_VERSION.tar.gz" -C "$tmp/src"
-  # torch >= 2.8 headers need C++20; mmcv 2.1.0's setup.py forces -std=c++14/17
-  # for the C++ ops (gcc 12 builds them fine as C++20).
-  sed -i 's/-std=c++1[47]/-std=c++20/g' "$tmp/src/mmcv-$MMCV_VERSION/setup.py"
+  if [ "$cxx" = cxx20 ]; then
+    # gcc 12 builds mmcv 2.1.0's C++ ops fine as C++20
+    sed -i 's/-std=c++1[47]/-std=c++20/g' "$tmp/src/mmcv-$MMCV_VERSION/setup.py"
+  fi
   # --no-cache-dir: pip's own wheel cache does not know which torch a build
   # was made against; ours (the directory name) does.
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel --no-build-isolation \
@@ -57,12 +78,12 @@ else
 fi
 "${PIP[@]}" install -q "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl
 
-log "OpenMMLab stack and test tools (requirements/mminstall.txt, tests.txt, optional.txt)"
+log "OpenMMLab stack and test tools: the wheel's ranges (runtime, mminstall, tests, optional) pinned by $PINS"
 "${PIP[@]}" install -q -r requirements/runtime.txt -r requirements/mminstall.txt \
-  -r requirements/tests.txt -r requirements/optional.txt
+  -r requirements/tests.txt -r requirements/optional.txt -r "$PINS"
 log "disalign_mm (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -m disalign_mm.mim_scope
-"$VENV/bin/python" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain, disalign_mm; print("[setup_env] stack imports:", mmcv.__version__, mmdet.__version__, mmseg.__version__, mmpretrain.__version__)'
+"$VENV/bin/python" -c 'import torch, numpy, mmcv.ops, mmdet, mmseg, mmpretrain, disalign_mm.engine; print("[setup_env] stack imports: torch", torch.__version__, "numpy", numpy.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__, "mmpretrain", mmpretrain.__version__)'
 echo "$want" > "$STAMP"
 log "done"

@@ -11,9 +11,11 @@ float`` etc., exactly what they were before numpy 1.20 deprecated them) and
 delegates every other name to numpy. numpy itself is not touched, so no
 other code starts to accept the removed aliases; an ``lvis`` that no longer
 uses them is left alone. It is applied when :mod:`disalign_mm.det` is
-imported and is idempotent.
+imported, only where numpy lacks the aliases (numpy >= 1.24; numpy 1.20 to
+1.23 still has them, deprecated), and is idempotent.
 """
 import types
+import warnings
 
 import numpy as np
 
@@ -27,9 +29,8 @@ class _NumpyWithAliases(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__('numpy', np.__doc__)
-        for name, value in _REMOVED_ALIASES.items():
-            if name not in vars(np):  # not hasattr: numpy warns on some names
-                setattr(self, name, value)
+        for name in missing_aliases():
+            setattr(self, name, _REMOVED_ALIASES[name])
 
     def __getattr__(self, name: str):
         return getattr(np, name)
@@ -38,9 +39,16 @@ class _NumpyWithAliases(types.ModuleType):
         return f'<numpy with the aliases removed in 1.24 ({np.__version__}), for lvis>'
 
 
+def missing_aliases() -> list:
+    """The builtin aliases this numpy no longer has (numpy 2 has ``np.bool``
+    again, as ``np.bool_``: left as numpy has it)."""
+    with warnings.catch_warnings():  # numpy 1.20-1.23 warns on the aliases
+        warnings.simplefilter('ignore')
+        return [a for a in _REMOVED_ALIASES if not hasattr(np, a)]
+
+
 def _needs_patch(module) -> bool:
-    src = getattr(module, 'np', None)
-    return src is np and any(a not in vars(np) for a in _REMOVED_ALIASES)
+    return getattr(module, 'np', None) is np and bool(missing_aliases())
 
 
 def apply_lvis_numpy_compat() -> bool:

@@ -1,4 +1,4 @@
-"""Run by tests/cls/test_cls_ddp.py under torchrun (2 CPU processes, gloo):
+"""Run by tests/test_cls/test_ddp.py under torchrun (2 CPU processes, gloo):
 stage 2 of the Fashion-MNIST-LT config through mmengine's pytorch launcher.
 
 usage (from the repository root):

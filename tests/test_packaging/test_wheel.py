@@ -7,11 +7,12 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import textwrap
 import zipfile
 
 import numpy as np
 import pytest
+
+from tests.build_utils import run_python
 
 pytestmark = pytest.mark.slow  # Runner/mim/pip runs: integration, not the unit loop
 
@@ -46,28 +47,7 @@ def _tiny_ade(root):
 def _run(code, cwd, *flags):
     """Run python code in a fresh interpreter of this environment (so that
     site.py processes the installed .pth files), outside the repository."""
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    return subprocess.run([sys.executable, *flags, '-c', textwrap.dedent(code)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope='module')
-def wheel(tmp_path_factory):
-    """Build the wheel from a copy of the working tree (the build must not
-    touch the source tree's .mim links)."""
-    src = tmp_path_factory.mktemp('src')
-    files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if osp.isfile(osp.join(ROOT, f)):
-            os.makedirs(osp.dirname(src / f), exist_ok=True)
-            with open(osp.join(ROOT, f), 'rb') as a, open(src / f, 'wb') as b:
-                b.write(a.read())
-    out = tmp_path_factory.mktemp('dist')
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
-                    '--no-build-isolation', '-w', str(out), str(src)], check=True)
-    (whl, ) = glob.glob(str(out / 'disalign_mm-*.whl'))
-    return whl
+    return run_python(code, cwd, *flags)
 
 
 @pytest.mark.slow
