@@ -250,7 +250,7 @@ class LogitAdjustedClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
     an inference head; :meth:`loss` refuses to run).
 
     The class counts come from ``class_counts``, ``class_counts_file`` or,
-    when neither is given, from :class:`~disalign_mm.cls.ClassCountsHook`
+    when neither is given, from :class:`~disalign_mm.engine.ClassCountsHook`
     (the training set of the config, or the ``class_counts.json`` it cached),
     the same counts as the Many/Medium/Few metric. They are a non-persistent
     buffer: checkpoints do not carry them.
