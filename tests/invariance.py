@@ -57,3 +57,21 @@ def agreement(preds: Dict[float, torch.Tensor]) -> float:
     """Smallest fraction of identical predictions between scale 1 and the others."""
     ref = preds[1.0]
     return min(float((p == ref).float().mean()) for p in preds.values())
+
+
+def check_invariance(run: Callable) -> None:
+    """``run(scale, standardize)`` -> ``(pred, stage1_pred, sigma, labels)``.
+
+    Standardised: the predictions agree across :data:`SCALES` (>= 99 %),
+    stage 2 changed more than 5 % of the stage-1 decisions, and sigma is not
+    saturated. The control: the raw confidence disagrees across the scales
+    or saturates at c = 100 (so the first check is not passing by
+    construction)."""
+    runs = {c: run(c, True) for c in SCALES}
+    assert agreement({c: r[0] for c, r in runs.items()}) >= 0.99
+    pred, stage1, sigma, _ = runs[1.0]
+    assert (pred != stage1).float().mean() > 0.05
+    assert ((sigma < 0.02) | (sigma > 0.98)).float().mean() < 0.95
+    raw = {c: run(c, False) for c in SCALES}
+    saturated = float(((raw[100.0][2] < 0.02) | (raw[100.0][2] > 0.98)).float().mean())
+    assert agreement({c: r[0] for c, r in raw.items()}) < 0.99 or saturated > 0.95, saturated

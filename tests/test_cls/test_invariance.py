@@ -5,7 +5,7 @@ import torch
 from mmpretrain.registry import MODELS
 
 import disalign_mm.cls  # noqa: F401
-from tests.invariance import SCALES, agreement, sigmas, train_stage2
+from tests.invariance import check_invariance, sigmas, train_stage2
 
 pytestmark = pytest.mark.slow  # trains three stage-2 heads
 
@@ -62,21 +62,7 @@ def _run(scale, standardize=True):
 
 
 def test_predictions_do_not_depend_on_the_feature_scale():
-    runs = {c: _run(c) for c in SCALES}
-    preds = {c: r[0] for c, r in runs.items()}
-    assert agreement(preds) >= 0.99
-    pred, stage1, sigma, yt = runs[1.0]
-    # stage 2 did something, and the confidence is not saturated
-    assert (pred != stage1).float().mean() > 0.05
-    assert ((sigma < 0.02) | (sigma > 0.98)).float().mean() < 0.95
+    check_invariance(_run)
+    # and stage 2 helped on the balanced test set
+    pred, stage1, _, yt = _run(1.0, True)
     assert (pred == yt).float().mean() > (stage1 == yt).float().mean()
-
-
-def test_the_raw_confidence_depends_on_the_scale():
-    """The control: without standardisation the same runs disagree (the
-    check above is not passing by construction)."""
-    runs = {c: _run(c, standardize=False) for c in SCALES}
-    saturated = {c: float(((r[2] < 0.02) | (r[2] > 0.98)).float().mean())
-                 for c, r in runs.items()}
-    assert agreement({c: r[0] for c, r in runs.items()}) < 0.99 or saturated[100.0] > 0.95, \
-        saturated

@@ -6,7 +6,7 @@ import torch
 from mmseg.registry import MODELS
 
 import disalign_mm.seg  # noqa: F401
-from tests.invariance import SCALES, agreement, sigmas, train_stage2
+from tests.invariance import check_invariance, sigmas, train_stage2
 
 pytestmark = pytest.mark.slow  # trains three stage-2 heads
 
@@ -56,14 +56,4 @@ def _run(scale, standardize=True):
 
 
 def test_pixel_predictions_do_not_depend_on_the_feature_scale():
-    runs = {c: _run(c) for c in SCALES}
-    assert agreement({c: r[0] for c, r in runs.items()}) >= 0.99
-    pred, stage1, sigma, yt = runs[1.0]
-    assert (pred != stage1).float().mean() > 0.05
-    assert ((sigma < 0.02) | (sigma > 0.98)).float().mean() < 0.95
-
-
-def test_the_raw_confidence_depends_on_the_scale():
-    runs = {c: _run(c, standardize=False) for c in SCALES}
-    saturated = float(((runs[100.0][2] < 0.02) | (runs[100.0][2] > 0.98)).float().mean())
-    assert agreement({c: r[0] for c, r in runs.items()}) < 0.99 or saturated > 0.95
+    check_invariance(_run)

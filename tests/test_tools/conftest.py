@@ -1,14 +1,3 @@
-"""The benchmark tools drive mmpretrain: build in its scope (mmengine's
-default scope is process-global, and other test modules leave theirs)."""
-import pytest
-from mmengine.registry import init_default_scope
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _mmpretrain_scope_for_module_fixtures():
-    init_default_scope('mmpretrain')
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    init_default_scope('mmpretrain')
+"""The benchmark tools drive mmpretrain, as the package they wrap."""
+from tests.test_bench.conftest import _mmpretrain_scope  # noqa: F401
+from tests.test_bench.conftest import _mmpretrain_scope_for_module_fixtures  # noqa: F401
