@@ -171,7 +171,7 @@ def test_stage2_load_from_http(stage1_ckpt, server, torch_home, tmp_path):
     after = runner.model.state_dict()
     for k in stage1:  # the frozen stage-1 model arrived and stayed bit-identical
         assert torch.equal(after[k], stage1[k]), k
-    assert not torch.equal(after['disalign.alpha'], torch.ones(3))  # stage 2 trained
+    assert not torch.equal(after['fc.calibration.alpha'], torch.ones(3))  # stage 2 trained
     # a second run reads the cache, not the server
     (root / 'stage1.pth').unlink()
     runner = make_runner(tmp_path / 'again', max_iters=1, hooks=[FREEZE],
