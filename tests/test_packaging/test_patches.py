@@ -3,10 +3,12 @@ both work (README, "Environment": the list of patches). Here: the
 `disalign_mm::` config-base hook of disalign_mm-mim.pth, which must leave
 every other package's bases as mmengine resolves them. (mmengine's checkpoint
 loader: tests/test_engine/test_checkpoint_loading.py; lvis's numpy aliases:
-tests/det/test_det_lvis.py.)"""
+tests/test_det/test_lvis.py.)"""
 import json
 import sys
 import textwrap
+
+import pytest
 
 from tests.build_utils import ROOT, run_python
 
@@ -38,6 +40,7 @@ def test_config_base_hook_agrees_with_mmengine_on_host_bases(tmp_path):
     assert hooked['cfg'] == plain['cfg']
 
 
+@pytest.mark.slow  # fresh interpreters
 def test_patches_only_where_asked_for(tmp_path):
     """Importing disalign_mm.core patches nothing; disalign_mm.engine patches
     mmengine's loader only, disalign_mm.det lvis only (-S: no .pth hook)."""

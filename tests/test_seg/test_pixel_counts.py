@@ -40,6 +40,7 @@ def run_tool(data_root, out, *extra):
     return buf.getvalue()
 
 
+@pytest.mark.slow  # runs the tool in a subprocess
 def test_tool_command_line(ade_root, tmp_path):
     out = str(tmp_path / 'counts.json')
     res = subprocess.run(
