@@ -28,7 +28,7 @@ from mmengine.registry import init_default_scope
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config', help='mmseg config with a train_dataloader')
     p.add_argument('--out', help='output JSON (default: work_dirs/pixel_counts/'
                    '<config name>.json)')
