@@ -310,5 +310,5 @@ def evaluate(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
                               out_file=None)
     out = metric.compute_metrics(
         [dict(pred_score=s, gt_label=t.view(1)) for s, t in zip(scores, labels)])
-    return dict(metrics=out, per_class=metric.per_class['accuracy'],
+    return dict(metrics=out, per_class=metric.per_class['per_class']['accuracy'],
                 groups=metric.per_class['groups'])

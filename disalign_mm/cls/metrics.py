@@ -1,8 +1,5 @@
 """Top-1 accuracy with Many / Medium / Few shot accuracy (Decouple, paper
 Tables 1, 3, 10)."""
-import json
-import os
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -12,6 +9,7 @@ from mmpretrain.registry import METRICS
 
 from ..engine.class_stats import (FEW_THR, MANY_THR, ClassCounts, ClassCountsLike, as_class_counts,
                                   count_groups, explicit_groups, load_class_counts)
+from ..engine.per_class import per_class_record, write_per_class
 
 
 @METRICS.register_module()
@@ -33,7 +31,8 @@ class LongTailAccuracy(BaseMetric):
     evaluation with the counts it also gives the GRW loss.
 
     Per-class accuracy is kept in :attr:`per_class` after each evaluation
-    and written as JSON to ``out_file``. A relative ``out_file`` goes under
+    and written as JSON to ``out_file``, in the per-class format of all
+    three hosts (:mod:`disalign_mm.engine.per_class`). A relative ``out_file`` goes under
     ``out_dir``; without ``out_dir``, under the directory of the current
     :class:`~mmengine.logging.MMLogger`'s log file (a Runner's ``log_dir``).
     The log names the file written; when there is neither an ``out_dir`` nor
@@ -152,36 +151,18 @@ class LongTailAccuracy(BaseMetric):
                 continue
             metrics[name] = acc[idx].mean().item()
 
-        self.per_class = dict(
-            classes=list((self.dataset_meta or {}).get('classes') or []) or None,
-            train_counts=None if self.class_counts is None else self.class_counts.counts,
-            test_counts=n_test.long().tolist(),
-            accuracy=[None if a != a else a for a in acc.tolist()],
-            groups=groups,
-            metrics=dict(metrics))
+        counts = self.class_counts
+        self.per_class = per_class_record(
+            'classification', per_class=dict(accuracy=acc.tolist()), groups=groups,
+            metrics=metrics, classes=(self.dataset_meta or {}).get('classes') or None,
+            train_counts=None if counts is None else counts.counts,
+            count_unit=None if counts is None else counts.unit,
+            test_counts=n_test.long().tolist())
         self._dump()
         return metrics
 
     def _dump(self) -> None:
-        if not self.out_file:
-            return
-        logger = MMLogger.get_current_instance()
-        path = self.out_file
-        if not osp.isabs(path):
-            out_dir = self.out_dir
-            if out_dir is None and logger.log_file:
-                out_dir = osp.dirname(osp.abspath(logger.log_file))
-            if out_dir is None:
-                logger.warning(
-                    f'LongTailAccuracy: per-class accuracy not written: out_file='
-                    f'{path!r} is relative and there is neither an out_dir nor a log '
-                    'file to put it beside. Set out_dir (or an absolute out_file), or '
-                    'out_file=None to write none.')
-                return
-            path = osp.join(out_dir, path)
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        with open(path, 'w') as f:
-            json.dump(self.per_class, f, indent=1)
-        # DisAlignFreezeHook adds what the calibration did to this file
-        self.per_class_file = path
-        logger.info(f'LongTailAccuracy: per-class accuracy written to {path}')
+        path = write_per_class(self.per_class, self.out_file, self.out_dir, 'LongTailAccuracy')
+        if path is not None:
+            # DisAlignFreezeHook adds what the calibration did to this file
+            self.per_class_file = path

@@ -138,7 +138,7 @@ def test_metric_writes_its_json_to_the_explicit_directory(tmp_path):
                                 few_thr=2, out_dir=str(tmp_path / 'out')))
     res = _evaluate(metric)
     dumped = json.loads((tmp_path / 'out' / 'per_class_accuracy.json').read_text())
-    assert dumped['accuracy'] == pytest.approx([100.0, 100.0, 50.0])
+    assert dumped['per_class']['accuracy'] == pytest.approx([100.0, 100.0, 50.0])
     assert dumped['groups'] == {'many': [0], 'medium': [1], 'few': [2]}
     assert dumped['metrics']['top1'] == pytest.approx(res['accuracy/top1']) == 75.0
 

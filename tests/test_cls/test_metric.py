@@ -34,7 +34,7 @@ def test_many_medium_few_pinned():
         'accuracy/medium': 25.0,
         'accuracy/few': 50.0,
     })
-    assert metric.per_class['accuracy'] == pytest.approx([75.0, 50.0, 25.0, 50.0])
+    assert metric.per_class['per_class']['accuracy'] == pytest.approx([75.0, 50.0, 25.0, 50.0])
     assert metric.per_class['groups'] == {'many': [0, 1], 'medium': [2], 'few': [3]}
     assert metric.per_class['test_counts'] == [4, 2, 4, 2]
 
