@@ -1,66 +1,33 @@
-"""The Fashion-MNIST-LT benchmark: its second stages, their grids and
-tables, its splits and the stage-1 options of a seed.
+"""The Fashion-MNIST-LT benchmark as a use of
+:func:`~disalign_mm.bench.second_stage.select_second_stage`: its stage-1
+options per seed, its validation split and balanced training set, the
+balanced-data bound, the rows and tables of its report.
 
-Everything data-set specific lives here; the other modules of
-:mod:`disalign_mm.bench` take configs, data set configs and methods as
-arguments.
+Everything data-set specific lives here; the second stages, their configs,
+grids and the selection are the tool's (``tools/select_second_stage.py``).
 """
 from typing import Dict, List, Sequence
 
 from .configs import config_path
-from .features import without_augmentation
-from .methods import Method
+from .methods import GROUPS as METHOD_GROUPS
+from .methods import LR_GRID, METHODS, Method, train_dataset
 
-LR_GRID = (0.01, 0.03, 0.1, 0.3)
-RHO_GRID = (0.5, 1.0, 1.2, 1.5, 2.0)
-TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))  # 0.0 .. 2.0
-GRIDS = dict(lr=LR_GRID, rho=RHO_GRID, tau=TAU_GRID)
 TRAIN_IMAGES_PER_CLASS = 6000
-
 STAGE1 = config_path('fmnist_stage1')
-_GRW = dict(type='GRWCrossEntropyLoss', rho=1.2)
-_DISALIGN = config_path('fmnist_disalign')
-_LR_RHO = dict(lr=LR_GRID, rho=RHO_GRID)
+#: the schedule of the shipped stage-2 configs (disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py)
+STAGE2_EPOCHS = 6
 
-METHODS: List[Method] = [
-    Method('stage1', 'Stage 1 (joint training, cross entropy)', STAGE1, 'main'),
-    Method('crt', 'cRT (class-balanced sampling)', config_path('fmnist_crt'), 'main',
-           dict(lr=LR_GRID)),
-    Method('lws', 'LWS (class-balanced sampling)', config_path('fmnist_lws'), 'main',
-           dict(lr=LR_GRID)),
-    Method('taunorm', 'tau-normalisation (post-hoc)', config_path('fmnist_taunorm'), 'main',
-           dict(tau=TAU_GRID)),
-    Method('logitadj', 'Logit adjustment (post-hoc)', config_path('fmnist_logitadj'), 'main',
-           dict(tau=TAU_GRID)),
-    Method('disalign', 'DisAlign', _DISALIGN, 'main', _LR_RHO, calibration_stats=True),
-    # Table 5 (GR / MT / MG)
-    Method('grw_only', 'GRW only (classifier re-trained, no calibration)', _DISALIGN, 'table5',
-           _LR_RHO, head=dict(type='LinearClsHead', loss=_GRW), replace_head=True,
-           trainable=[r'^head\.fc\.']),
-    Method('grw_mag', 'GRW + magnitude', _DISALIGN, 'table5', _LR_RHO,
-           head=dict(calibration=dict(use_margin=False))),
-    Method('grw_margin', 'GRW + margin', _DISALIGN, 'table5', _LR_RHO,
-           head=dict(calibration=dict(use_magnitude=False))),
-    Method('grw_full', 'GRW + magnitude + margin (DisAlign)', _DISALIGN, 'table5',
-           same_as='disalign'),
-    # Table 12 (confidence score)
-    Method('conf_input', 'Confidence sigma(v^T x + b) (DisAlign)', _DISALIGN, 'table12',
-           same_as='disalign'),
-    Method('conf_constant', 'Constant confidence sigma(b)', _DISALIGN, 'table12', _LR_RHO,
-           head=dict(calibration=dict(confidence='constant'))),
-    Method('conf_none', 'No confidence (sigma = 1)', _DISALIGN, 'table12', _LR_RHO,
-           head=dict(calibration=dict(confidence='none'))),
-    # Sec. 3.1: the classifier re-trained on balanced data, same features
-    Method('bound', 'Balanced-data bound (classifier re-trained on balanced data)',
-           config_path('fmnist_crt'), 'bound', dict(lr=LR_GRID),
-           sampler=dict(type='DefaultSampler', shuffle=True), train_set='balanced'),
-]
-GROUPS = {
-    'main': 'DisAlign and its peers (one stage-1 model per seed)',
-    'table5': "Ablation of the components (the paper's Table 5)",
-    'table12': "Ablation of the confidence score (the paper's Table 12)",
-    'bound': 'Upper bound (Sec. 3.1)',
-}
+#: the stage-1 model itself (a report row, not a second stage)
+STAGE1_ROW = Method('stage1', 'Stage 1 (joint training, cross entropy)', 'main')
+#: Sec. 3.1: the classifier re-trained (as cRT) on the balanced training set
+BOUND = Method('bound', 'Balanced-data bound (classifier re-trained on balanced data)', 'bound',
+               dict(lr=LR_GRID), head='stage1', trainable=[r'^head\.fc\.'],
+               reinit=[r'head\.fc'], sampler=dict(type='DefaultSampler', shuffle=True),
+               train_set='balanced')
+#: the report's rows, in order
+ROWS: List[Method] = [STAGE1_ROW] + list(METHODS) + [BOUND]
+GROUPS = dict(METHOD_GROUPS, main='DisAlign and its peers (one stage-1 model per seed)',
+              bound='Upper bound (Sec. 3.1)')
 
 
 def stage1_options(seed: int, n_max: int, imb_factor: float, val_per_class: int,
@@ -82,19 +49,13 @@ def stage1_options(seed: int, n_max: int, imb_factor: float, val_per_class: int,
     return opts
 
 
-def split_configs(cfg) -> Dict[str, dict]:
-    """Data set configs of the four cached splits, no random augmentation:
-    the long-tailed training set, the validation split (held-out training
-    images, balanced), the balanced test set, and the balanced training set
-    of the bound (every class with ``n_max`` images, the validation images
-    still held out)."""
-    train = without_augmentation(cfg.train_dataloader.dataset.to_dict())
-    return dict(
-        train=train,
-        val=dict(train, split='val'),
-        test=without_augmentation(cfg.test_dataloader.dataset.to_dict()),
-        balanced=dict(train, imb_factor=1.0),
-    )
+def extra_splits(cfg) -> Dict[str, dict]:
+    """The validation split (``split='val'``: held-out training images,
+    balanced) and the balanced training set of the bound (every class with
+    ``n_max`` images, the validation images still held out), read as the
+    training set is (no augmentation)."""
+    train = train_dataset(cfg)
+    return dict(val=dict(train, split='val'), balanced=dict(train, imb_factor=1.0))
 
 
 def intro(meta: dict) -> str:

@@ -6,7 +6,6 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from .configs import config_name
 from .methods import Method
 
 METRICS = ('top1', 'many', 'medium', 'few')
@@ -34,8 +33,7 @@ def aggregate(per_seed: Dict[int, dict], methods: Sequence[Method]) -> Dict[str,
                 stats[metric] = dict(mean=float(np.mean(vals)),
                                      std=float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                                      values=vals)
-        summary[m.key] = dict(name=m.name, group=m.group, config=config_name(m.config),
-                              same_as=m.same_as, test=stats,
+        summary[m.key] = dict(name=m.name, group=m.group, same_as=m.same_as, test=stats,
                               chosen=[r['chosen'] for r in rows])
     return summary
 

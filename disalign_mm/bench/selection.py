@@ -1,20 +1,22 @@
 """Hyper-parameters chosen on a validation split, the test set seen once.
 
 :func:`run_method` trains a method for every point of its grid on the
-cached training features, scores each on the validation split, retrains the
-best one and evaluates only that one on the test split.
+cached training features of the trials, scores each on the validation
+split (the mean of the per-class accuracies), trains the best one on the
+final training set and evaluates only that one on the test split.
 """
 import contextlib
 import logging
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .features import Features
-from .methods import Method, method_config, trial_config
+from .methods import Method, trial_config
 from .report import format_hp
-from .stage2 import build_stage2_model, calibration_summary, evaluate, train_on_features
+from .stage2 import (build_stage2_model, calibration_summary, evaluate, find_calibration,
+                     train_on_features)
 
 
 def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
@@ -27,7 +29,7 @@ def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
 
 
 def choose(trials: List[Tuple[Dict[str, float], float]]) -> Tuple[Dict[str, float], float]:
-    """The hyper-parameters with the best validation accuracy (the first of
+    """The hyper-parameters with the best validation score (the first of
     the grid on ties)."""
     best = max(range(len(trials)), key=lambda i: (trials[i][1], -i))
     return trials[best]
@@ -46,65 +48,98 @@ def quiet():
         logger.setLevel(level)
 
 
-def run_method(method: Method, data: Features, seed: int, options: Dict[str, object],
-               quick: bool = False) -> dict:
-    """Search ``method``'s grid (its first two values per hyper-parameter
-    with ``quick``) on ``data`` (cached features with ``train``, ``val``,
-    ``test`` and the method's ``train_set``).
+def counts_of(split: dict, num_classes: int) -> List[int]:
+    return torch.bincount(split['labels'], minlength=num_classes).tolist()
+
+
+def run_method(method: Method, cfg, data: Features, seed: int, many_thr: float,
+               few_thr: float, grid: Optional[Dict[str, Sequence[float]]] = None,
+               trial_sets: Optional[Dict[str, str]] = None, group_counts=None) -> dict:
+    """Search ``grid`` (default: the method's) for the method's config
+    ``cfg`` on cached data.
+
+    Args:
+        method (Method): The second stage.
+        cfg (Config): Its config (:func:`~disalign_mm.bench.methods.write_stage2_config`).
+        data (dict): Cached splits: ``val``, ``test``, the method's
+            ``train_set`` and those of ``trial_sets``; ``head_state``, ``meta``.
+        seed (int): Initialisation and sampler seed.
+        many_thr, few_thr (float): Many / Few thresholds on the final
+            training counts (``group_counts``).
+        grid (dict, optional): Hyper-parameter values; defaults to
+            ``method.grid``.
+        trial_sets (dict, optional): Training set name -> the split the
+            trials train on (a held-out validation split leaves the trials
+            the rest of the training set). Defaults to the same split.
+        group_counts (Sequence, optional): The counts that form the groups
+            and the GRW weights of the final model. Defaults to the counts of
+            ``method.train_set``.
 
     Returns:
-        dict: ``chosen`` (hyper-parameters), ``val_top1``, ``trials`` (every
-        point and its validation accuracy), ``test`` (metrics of the chosen
-        model), ``per_class`` and ``groups`` (test), and ``calibration``
-        when ``method.calibration_stats``.
+        dict: ``chosen`` (hyper-parameters), ``val_score`` (mean per-class
+        accuracy, the choice), ``val_top1``, ``trials`` (every point with its
+        validation scores), ``test`` (metrics of the chosen model),
+        ``per_class`` and ``groups`` (test), ``record`` (the per-class
+        results record), ``calibration`` when ``method.calibration_stats``,
+        and ``model`` (the final model; not JSON).
     """
-    cfg = method_config(method, options)
-    counts = torch.bincount(data['train']['labels'],
-                            minlength=cfg.model.head.num_classes).tolist()
-    thr = dict(many_thr=cfg.val_evaluator.many_thr, few_thr=cfg.val_evaluator.few_thr)
-    train = data[method.train_set]
-    grid = {k: (v[:2] if quick else v) for k, v in method.grid.items()}
+    num_classes = int(data['meta']['num_classes'])
+    classes = data['meta'].get('classes')
+    final_set = data[method.train_set]
+    trial_set = data[(trial_sets or {}).get(method.train_set, method.train_set)]
+    final_counts = list(group_counts) if group_counts is not None else counts_of(
+        final_set, num_classes)
+    trial_counts = counts_of(trial_set, num_classes)
+    thr = dict(many_thr=many_thr, few_thr=few_thr)
+    grid = method.grid if grid is None else grid
 
-    def fit(hp: Dict[str, float]):
+    def fit(hp: Dict[str, float], split: dict, counts):
         trial = trial_config(cfg, hp)
         model = build_stage2_model(trial, data['head_state'], counts, seed)
-        train_on_features(trial, model, train['feats'], train['labels'], seed)
+        train_on_features(trial, model, split['feats'], split['labels'], seed,
+                          logits=split.get('logits'))
         return model
+
+    def score(model, split: dict, counts) -> dict:
+        return evaluate(model, split['feats'], split['labels'], counts, logits=split.get('logits'),
+                        classes=classes, **thr)
 
     trials = []
     with quiet():
         for hp in grid_points(grid):
-            val = evaluate(fit(hp), data['val']['feats'], data['val']['labels'], counts, **thr)
-            trials.append((hp, val['metrics']['top1']))
-        hp, val_top1 = choose(trials)
-        model = fit(hp)
+            val = score(fit(hp, trial_set, trial_counts), data['val'], final_counts)['metrics']
+            trials.append(dict(hp=hp, val_score=val['mean_class'], val_top1=val['top1']))
+        hp, val_score = choose([(t['hp'], t['val_score']) for t in trials])
+        model = fit(hp, final_set, final_counts)
     # the test set is seen once, by the chosen model
-    test = evaluate(model, data['test']['feats'], data['test']['labels'], counts, **thr)
-    out = dict(chosen=hp, val_top1=val_top1, trials=[dict(hp=h, val_top1=v) for h, v in trials],
-               test=test['metrics'], per_class=test['per_class'], groups=test['groups'])
-    if method.calibration_stats:
-        stats = calibration_summary(model, data['test']['feats'])
-        if stats is not None:
-            out['calibration'] = stats
+    test = score(model, data['test'], final_counts)
+    val_top1 = next(t['val_top1'] for t in trials if t['hp'] == hp)
+    out = dict(chosen=hp, val_score=val_score, val_top1=val_top1, trials=trials,
+               test=test['metrics'], per_class=test['per_class'], groups=test['groups'],
+               record=test['record'], model=model)
+    if method.calibration_stats and find_calibration(model) is not None:
+        out['calibration'] = calibration_summary(model, data['test']['feats'].float())
     return out
 
 
-def run_methods(rows: Sequence[Method], table: Sequence[Method], data: Features, seed: int,
-                options: Dict[str, object], quick: bool = False, name: str = '',
-                log: Callable[[str], None] = print) -> Dict[str, dict]:
-    """The runs the report ``rows`` need (a ``same_as`` row needs the run
-    of the method it names), each with :func:`run_method`, in the order of
-    ``table`` (every method), one log line each; returns ``{key: result}``."""
-    needed = {m.same_as or m.key for m in rows}
+def run_methods(methods: Sequence[Method], configs: Dict[str, object], data: Features,
+                seed: int, many_thr: float, few_thr: float,
+                grids: Optional[Dict[str, Dict[str, Sequence[float]]]] = None,
+                trial_sets: Optional[Dict[str, str]] = None, group_counts=None,
+                name: str = '', log: Callable[[str], None] = print) -> Dict[str, dict]:
+    """:func:`run_method` for every method with a config in ``configs``
+    (``same_as`` rows are not run: they report another run), one log line
+    each; returns ``{key: result}``. ``grids``: method key -> grid."""
     prefix = f'{name}: ' if name else ''
     out = {}
-    for m in table:
-        if m.same_as or m.key not in needed:
+    for m in methods:
+        if m.same_as or m.key not in configs:
             continue
         t0 = time.time()
-        res = out[m.key] = run_method(m, data, seed, options, quick)
+        res = out[m.key] = run_method(m, configs[m.key], data, seed, many_thr, few_thr,
+                                      (grids or {}).get(m.key), trial_sets, group_counts)
         t = res['test']
-        log(f'{prefix}{m.name}: {format_hp(res["chosen"])} (val {res["val_top1"]:.2f}) -> test '
+        log(f'{prefix}{m.name}: {format_hp(res["chosen"])} (val {res["val_score"]:.2f}) -> test '
             f'All {t["top1"]:.2f} Many {t.get("many", float("nan")):.2f} Medium '
             f'{t.get("medium", float("nan")):.2f} Few {t.get("few", float("nan")):.2f} '
             f'[{len(res["trials"])} trials, {time.time() - t0:.1f} s]')

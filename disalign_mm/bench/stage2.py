@@ -65,11 +65,13 @@ class FeatureDataset:
 class FeatureLoader:
     """Batches of cached features in the order of a sampler, as a
     ``DataLoader`` over the images would give them: ``dict(inputs=(B, C)
-    features, data_samples=(B,) labels)``."""
+    features, data_samples=(B,) labels)``; with ``logits`` (the cached
+    stage-1 logits), ``inputs`` is ``dict(feats=..., logits=...)``."""
 
     def __init__(self, feats: torch.Tensor, labels: torch.Tensor, sampler,
-                 batch_size: int, drop_last: bool = False) -> None:
-        self.feats, self.labels = feats, labels
+                 batch_size: int, drop_last: bool = False,
+                 logits: Optional[torch.Tensor] = None) -> None:
+        self.feats, self.labels, self.logits = feats, labels, logits
         self.sampler = sampler
         self.batch_size = batch_size
         self.drop_last = drop_last
@@ -82,7 +84,9 @@ class FeatureLoader:
         order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield dict(inputs=self.feats[idx], data_samples=self.labels[idx])
+            inputs = self.feats[idx] if self.logits is None else dict(
+                feats=self.feats[idx], logits=self.logits[idx])
+            yield dict(inputs=inputs, data_samples=self.labels[idx])
 
 
 class CachedFeatureClassifier(BaseModel):
@@ -93,6 +97,17 @@ class CachedFeatureClassifier(BaseModel):
     config's ``trainable`` / ``reinit`` patterns and ``paramwise_cfg`` apply
     unchanged.
 
+    **Cached logits.** When the head's classifier is a calibrated layer
+    (:mod:`disalign_mm.core.layers`: DisAlign, LWS and their ablations)
+    whose own weights are frozen, the head computes ``calibration(z, x)``
+    with ``z = classifier(x)`` fixed: :meth:`use_cached_logits` then takes
+    ``z`` from the cache instead of multiplying every batch by the
+    classifier (for 1000 classes and 2048-d features that product is nearly
+    all the cost of a training step). The stage-1 logits were computed in
+    other batch shapes than the training batches, which can change their
+    last bits: the trained parameters then equal a Runner's to float
+    rounding, not bit for bit (without cached logits they are equal).
+
     Args:
         head (nn.Module): An mmpretrain ``ClsHead`` whose ``pre_logits``
             returns the last feature unchanged.
@@ -102,21 +117,66 @@ class CachedFeatureClassifier(BaseModel):
         super().__init__()
         self.head = head
         self._checked = False
+        self._layer: Optional[nn.Module] = None  # set by use_cached_logits()
 
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None,
+    def calibrated_layer(self) -> Optional[nn.Module]:
+        """The head's classifier when it is a calibrated layer whose own
+        weights are frozen (its outputs are then the cached logits), else
+        None."""
+        from ..core.layers import _Calibrated
+        layers = [m for m in self.head.modules() if isinstance(m, _Calibrated)]
+        if len(layers) != 1:
+            return None
+        layer = layers[0]
+        if any(p.requires_grad for p in layer.parameters(recurse=False)):
+            return None
+        return layer
+
+    @torch.no_grad()
+    def use_cached_logits(self, feats: torch.Tensor, logits: torch.Tensor) -> bool:
+        """Compute the calibration from cached logits from now on, when the
+        head allows it (see the class docstring) and the cached logits are
+        the head's classifier outputs: checked on ``feats``/``logits`` (a
+        few cached samples), so a stale cache or a head that does more than
+        ``classifier(pre_logits(x))`` is an error, not a silent difference.
+        Returns whether the cached logits are used."""
+        layer = self.calibrated_layer()
+        if layer is None:
+            self._layer = None
+            return False
+        from ..core.layers import _Calibrated
+        z = super(_Calibrated, layer).forward(feats)  # the classifier alone
+        if not torch.allclose(z.float(), logits.float(), rtol=1e-3,
+                              atol=1e-3 * float(z.abs().max()) + 1e-6):
+            raise RuntimeError('the cached stage-1 logits are not the outputs of the stage-1 '
+                               'classifier on the cached features (max difference '
+                               f'{float((z - logits).abs().max()):.3g}): a stale cache? '
+                               'Recompute it.')
+        self._layer = layer
+        return True
+
+    def forward(self, inputs, data_samples: Optional[torch.Tensor] = None,
                 mode: str = 'tensor'):
-        """``mode='tensor'``: logits ``(B, K)``; ``'loss'``: ``dict(loss=...)``
-        with ``data_samples`` the labels ``(B,)``."""
-        feats = (inputs, )
-        if not self._checked:
-            if self.head.pre_logits(feats) is not inputs:
-                raise TypeError(
-                    f'{type(self.head).__name__}.pre_logits changes its input, so cached '
-                    "features (the classifier's input) cannot be fed back through the "
-                    'head; the cached path supports heads whose pre_logits returns the '
-                    'last feature (LinearClsHead, CosineClsHead, the DisAlign heads)')
-            self._checked = True
-        logits = self.head(feats)
+        """``inputs``: ``(B, C)`` features, or ``dict(feats, logits)``
+        (logits used after :meth:`use_cached_logits`). ``mode='tensor'``:
+        logits ``(B, K)``; ``'loss'``: ``dict(loss=...)`` with
+        ``data_samples`` the labels ``(B,)``."""
+        cached = None
+        if isinstance(inputs, dict):
+            inputs, cached = inputs['feats'], inputs.get('logits')
+        if self._layer is not None and cached is not None:
+            logits = self._layer.calibration(cached, inputs)
+        else:
+            feats = (inputs, )
+            if not self._checked:
+                if self.head.pre_logits(feats) is not inputs:
+                    raise TypeError(
+                        f'{type(self.head).__name__}.pre_logits changes its input, so cached '
+                        "features (the classifier's input) cannot be fed back through the "
+                        'head; the cached path supports heads whose pre_logits returns the '
+                        'last feature (LinearClsHead, CosineClsHead, the DisAlign heads)')
+                self._checked = True
+            logits = self.head(feats)
         if mode == 'tensor':
             return logits
         if mode == 'loss':
@@ -209,11 +269,14 @@ def _check_supported(cfg) -> int:
 
 
 def train_on_features(cfg, model: CachedFeatureClassifier, feats: torch.Tensor,
-                      labels: torch.Tensor, seed: Optional[int] = None) -> Optional[FrozenStage2]:
+                      labels: torch.Tensor, seed: Optional[int] = None,
+                      logits: Optional[torch.Tensor] = None) -> Optional[FrozenStage2]:
     """Run the config's stage 2 on cached features (see the module
     docstring); returns what was frozen, or None when the config has no
     ``DisAlignFreezeHook`` (nothing trains). ``seed`` defaults to
-    ``randomness.seed`` (the sampler's seed in a Runner).
+    ``randomness.seed`` (the sampler's seed in a Runner). ``logits``: the
+    cached stage-1 logits of ``feats``, used where the head allows it
+    (:meth:`CachedFeatureClassifier.use_cached_logits`).
 
     Raises:
         FloatingPointError: The loss is not finite.
@@ -224,11 +287,12 @@ def train_on_features(cfg, model: CachedFeatureClassifier, feats: torch.Tensor,
     if hook_args is None:
         return None
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return _train(cfg, model, feats, labels, seed, hook_args)
+        return _train(cfg, model, feats, labels, seed, hook_args, logits)
 
 
 def _train(cfg, model: CachedFeatureClassifier, feats: torch.Tensor, labels: torch.Tensor,
-           seed: Optional[int], hook_args: dict) -> FrozenStage2:
+           seed: Optional[int], hook_args: dict,
+           logits: Optional[torch.Tensor]) -> FrozenStage2:
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.registry import DATA_SAMPLERS
 
@@ -240,18 +304,27 @@ def _train(cfg, model: CachedFeatureClassifier, feats: torch.Tensor, labels: tor
     frozen = freeze_stage2(model, hook.trainable, allow_all=True)
     reinitialize(model, reinit_module_names(model, hook.reinit))
     frozen.set_eval()
+    feats = feats.float()
+    if logits is not None:
+        logits = logits.float()
+        if not model.use_cached_logits(feats[:64], logits[:64]):
+            logits = None
+
+    def inputs(idx):
+        return feats[idx] if logits is None else dict(feats=feats[idx], logits=logits[idx])
+
     # the confidence statistics, from the samples and in the batches the hook uses
     indices = stats_subset(len(labels), seed or 0, hook.feature_stats_iters,
                            cfg.train_dataloader.batch_size)
     bs = cfg.train_dataloader.batch_size
-    fix_feature_stats(model, (feats[indices[i:i + bs]] for i in range(0, len(indices), bs)),
+    fix_feature_stats(model, (inputs(indices[i:i + bs]) for i in range(0, len(indices), bs)),
                       lambda x: model(x, mode='tensor'))
 
     loader_cfg = cfg.train_dataloader
     sampler = DATA_SAMPLERS.build(copy.deepcopy(dict(loader_cfg.sampler)),
                                   default_args=dict(dataset=FeatureDataset(labels), seed=seed))
     loader = FeatureLoader(feats, labels, sampler, loader_cfg.batch_size,
-                           loader_cfg.get('drop_last', False))
+                           loader_cfg.get('drop_last', False), logits)
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     schedulers = build_param_schedulers(cfg, optim_wrapper, max_epochs, len(loader))
     optim_wrapper.initialize_count_status(model, 0, max_epochs * len(loader))
@@ -301,14 +374,40 @@ def calibration_summary(model: nn.Module, feats: torch.Tensor, bins: int = 50) -
 
 @torch.no_grad()
 def evaluate(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
-             counts: Sequence[float], many_thr: float, few_thr: float) -> dict:
+             counts: Sequence[float], many_thr: float, few_thr: float,
+             logits: Optional[torch.Tensor] = None, classes: Optional[Sequence[str]] = None,
+             batch_size: int = 8192) -> dict:
     """Top-1 and Many / Medium / Few accuracy with the plugin's
-    ``LongTailAccuracy``: ``dict(metrics, per_class, groups)``."""
+    ``LongTailAccuracy``, and ``mean_class``, the mean of the per-class
+    accuracies (classes without samples left out; the selection score,
+    top-1 on a balanced split).
+
+    Returns:
+        dict: ``metrics`` (with ``mean_class``), ``per_class`` (accuracy per
+        class), ``groups``, and ``record`` (the per-class results record,
+        :mod:`disalign_mm.engine.per_class`).
+    """
     model.eval()
-    scores = torch.softmax(model(feats), dim=1)
+    feats = feats.float()
+    scores = []
+    for i in range(0, len(labels), batch_size):
+        x = feats[i:i + batch_size]
+        inputs = x if logits is None else dict(feats=x, logits=logits[i:i + batch_size].float())
+        scores.append(torch.softmax(model(inputs), dim=1))
+    return score_predictions(torch.cat(scores), labels, counts, many_thr, few_thr, classes)
+
+
+def score_predictions(scores: torch.Tensor, labels: torch.Tensor, counts: Sequence[float],
+                      many_thr: float, few_thr: float,
+                      classes: Optional[Sequence[str]] = None) -> dict:
+    """:func:`evaluate` of given class scores ``(N, K)``."""
     metric = LongTailAccuracy(class_counts=list(counts), many_thr=many_thr, few_thr=few_thr,
                               out_file=None)
+    if classes is not None:
+        metric.dataset_meta = dict(classes=list(classes))
     out = metric.compute_metrics(
         [dict(pred_score=s, gt_label=t.view(1)) for s, t in zip(scores, labels)])
+    acc = [a for a in metric.per_class['per_class']['accuracy'] if a is not None]
+    out['mean_class'] = float(np.mean(acc)) if acc else float('nan')
     return dict(metrics=out, per_class=metric.per_class['per_class']['accuracy'],
-                groups=metric.per_class['groups'])
+                groups=metric.per_class['groups'], record=metric.per_class)

@@ -1,14 +1,15 @@
-"""disalign_mm.bench.features: the frozen stage-1 features, cached and
-reused only for the same checkpoint, model and data."""
+"""disalign_mm.bench.features: the frozen stage-1 outputs, cached, reused
+only for the same checkpoint, model and data, and resumed after an
+interruption."""
 import copy
+import json
 import os
-import os.path as osp
 
 import pytest
 import torch
 
-from disalign_mm.bench.features import (cache_key, cached_features, class_counts,
-                                        without_augmentation)
+from disalign_mm.bench import features as F
+from disalign_mm.bench.features import cached_features, class_counts, without_augmentation
 from tests.test_cls.fixtures import FMNIST_STAGE1, load_cfg, make_fmnist, tiny_fmnist_options
 
 
@@ -25,15 +26,19 @@ def stage1(tmp_path_factory):
     return cfg, ckpt, model
 
 
-def test_features_are_the_models_and_reused(stage1, tmp_path):
+def _datasets(cfg):
+    return dict(test=without_augmentation(cfg.test_dataloader.dataset.to_dict()))
+
+
+def test_outputs_are_the_models_and_reused(stage1, tmp_path):
     cfg, ckpt, model = stage1
-    datasets = dict(test=without_augmentation(cfg.test_dataloader.dataset.to_dict()))
-    path = str(tmp_path / 'features.pth')
+    datasets = _datasets(cfg)
+    path = str(tmp_path / 'cache')
     lines = []
-    data = cached_features(path, cfg, ckpt, datasets, name='seed 0', log=lines.append)
-    assert lines[-1].startswith('seed 0: features of the frozen stage-1 model (test 60) in ')
-    assert os.listdir(tmp_path) == ['features.pth']  # no temporary file left
-    # the classifier's input of the model in eval mode, and the head's weights
+    data = cached_features(path, cfg, ckpt, datasets, log=lines.append, progress=False)
+    assert lines[0] == 'stage-1 outputs of test 60 images on cpu'
+    assert not [f for f in os.listdir(path) if f.endswith('.tmp')]
+    # the classifier's input and the logits of the model in eval mode, the head's weights
     model.eval()
     from mmengine.dataset import pseudo_collate
     from mmpretrain.registry import DATASETS
@@ -42,23 +47,82 @@ def test_features_are_the_models_and_reused(stage1, tmp_path):
     with torch.no_grad():
         want = model.head.pre_logits(model.extract_feat(batch['inputs']))
     torch.testing.assert_close(data['test']['feats'][:4], want)
+    torch.testing.assert_close(data['test']['logits'][:4], model.head.fc(want))
     assert data['test']['labels'][:4].tolist() == [int(d.gt_label) for d in
                                                    batch['data_samples']]
     assert torch.equal(data['head_state']['fc.weight'], model.head.fc.weight)
+    assert data['meta']['num_classes'] == 10 and data['meta']['classes'][0] == 'T-shirt/top'
     assert class_counts(data, 'test', 12).tolist() == [6] * 10 + [0, 0]
 
     lines.clear()
-    again = cached_features(path, cfg, ckpt, datasets, name='seed 0', log=lines.append)
-    assert lines == [f'seed 0: reusing features {path}']
+    again = cached_features(path, cfg, ckpt, datasets, log=lines.append)
+    assert lines == [f'reusing the stage-1 outputs in {path}']
     assert torch.equal(again['test']['feats'], data['test']['feats'])
-    # another model, other data or another checkpoint file (its time): another key
-    key = cache_key(cfg, ckpt, datasets)
+
+    # another model config, other data, another checkpoint: rebuilt, saying why
     cfg2 = copy.deepcopy(cfg)
     cfg2.model.head.topk = (1, 2)
-    assert cache_key(cfg2, ckpt, datasets) != key
-    assert cache_key(cfg, ckpt, dict(test=dict(datasets['test'], n_max=20))) != key
-    os.utime(ckpt, (osp.getmtime(ckpt) + 10, ) * 2)
-    assert cache_key(cfg, ckpt, datasets) != key
-    lines.clear()  # and another key means computed again
-    cached_features(path, cfg, ckpt, datasets, log=lines.append)
-    assert lines[0].startswith('features of the frozen stage-1 model'), lines
+    lines.clear()
+    cached_features(path, cfg2, ckpt, datasets, log=lines.append, progress=False)
+    assert 'made from another the model config: rebuilding it' in lines[0]
+    lines.clear()
+    cached_features(path, cfg2, ckpt, dict(test=dict(datasets['test'], n_max=20)),
+                    log=lines.append, progress=False)
+    assert 'another the data set config of test' in lines[0]
+    other = str(tmp_path / 'other.pth')
+    state = {k: v + 1 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save(dict(state_dict=state), other)
+    lines.clear()
+    third = cached_features(path, cfg2, other, dict(test=dict(datasets['test'], n_max=20)),
+                            log=lines.append, progress=False)
+    assert 'another the checkpoint' in lines[0]
+    assert not torch.equal(third['head_state']['fc.weight'], data['head_state']['fc.weight'])
+
+
+def test_interrupted_extraction_resumes(stage1, tmp_path, monkeypatch):
+    """Shards are written one at a time; an interruption leaves a cache marked
+    incomplete, which is never read as complete: the next run resumes at the
+    first missing shard and ends with what an uninterrupted run gives."""
+    cfg, ckpt, _ = stage1
+    datasets = _datasets(cfg)
+    full = cached_features(str(tmp_path / 'full'), cfg, ckpt, datasets, progress=False,
+                           log=lambda m: None)
+    real_add = F.FeatureCache.add_shard
+    calls = []
+
+    def add_then_fail(self, split, data):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(split)
+        real_add(self, split, data)
+
+    path = str(tmp_path / 'cache')
+    monkeypatch.setattr(F.FeatureCache, 'add_shard', add_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        cached_features(path, cfg, ckpt, datasets, batch_size=8, shard_size=16,
+                        progress=False, log=lambda m: None)
+    manifest = json.load(open(os.path.join(path, F.MANIFEST)))
+    assert manifest['complete'] is False and manifest['splits']['test']['done'] == 32
+    monkeypatch.setattr(F.FeatureCache, 'add_shard', real_add)
+    lines = []
+    data = cached_features(path, cfg, ckpt, datasets, batch_size=8, shard_size=16,
+                           progress=False, log=lines.append)
+    assert '(resuming: 32 already cached)' in lines[0]
+    for k in ('feats', 'logits', 'labels'):
+        assert torch.equal(data['test'][k], full['test'][k]), k
+
+
+def test_checkpoint_and_classes_must_fit(stage1, tmp_path):
+    from mmpretrain.registry import MODELS
+    cfg, ckpt, _ = stage1
+    cfg12 = copy.deepcopy(cfg)
+    cfg12.model.head.num_classes = 12
+    with pytest.raises(ValueError, match=r'head.fc.weight: checkpoint \(10, 16\) vs model '
+                                         r'\(12, 16\)'):
+        cached_features(str(tmp_path / 'a'), cfg12, ckpt, _datasets(cfg), log=lambda m: None)
+    ckpt12 = str(tmp_path / 'twelve.pth')
+    torch.save(dict(state_dict=MODELS.build(cfg12.model).state_dict()), ckpt12)
+    with pytest.raises(ValueError, match='the test data set has 10 classes .* num_classes=12'):
+        cached_features(str(tmp_path / 'b'), cfg12, ckpt12, _datasets(cfg), log=lambda m: None)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        cached_features(str(tmp_path / 'c'), cfg, str(tmp_path / 'none.pth'), _datasets(cfg))

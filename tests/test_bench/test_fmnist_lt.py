@@ -1,39 +1,22 @@
-"""disalign_mm.bench.fmnist_lt: the benchmark's rows, configs and splits."""
-import os.path as osp
-
+"""disalign_mm.bench.fmnist_lt: the benchmark's rows, seeds and splits."""
 from disalign_mm.bench import fmnist_lt
 from disalign_mm.bench.configs import load_config
-from disalign_mm.bench.methods import HYPER_PARAMETERS, method_config
+from disalign_mm.bench.methods import HYPER_PARAMETERS
 
 
-def test_every_method_has_a_config_and_a_known_row():
-    keys = [m.key for m in fmnist_lt.METHODS]
+def test_rows_are_known_and_unique():
+    keys = [m.key for m in fmnist_lt.ROWS]
     assert len(keys) == len(set(keys))
-    for m in fmnist_lt.METHODS:
-        assert osp.isfile(m.config), m.config
+    for m in fmnist_lt.ROWS:
         assert m.group in fmnist_lt.GROUPS
         assert m.same_as is None or m.same_as in keys
-        assert set(m.grid) <= {'lr', 'rho', 'tau'} <= set(HYPER_PARAMETERS)
+        assert set(m.grid) <= set(HYPER_PARAMETERS)
     # the paper's rows
-    assert {'crt', 'lws', 'taunorm', 'logitadj', 'disalign', 'grw_only', 'grw_mag',
+    assert {'stage1', 'crt', 'lws', 'taunorm', 'logitadj', 'disalign', 'grw_only', 'grw_mag',
             'grw_margin', 'grw_full', 'conf_input', 'conf_constant', 'conf_none',
             'bound'} <= set(keys)
-
-
-def test_method_variations_are_in_the_config():
-    """A row's variation of its shipped config is part of the config it
-    trains (so a Runner could run it as is)."""
-    by_key = {m.key: m for m in fmnist_lt.METHODS}
-    cfg = method_config(by_key['grw_only'])
-    assert cfg.model.head.type == 'LinearClsHead' and cfg.model.head.loss.rho == 1.2
-    assert (cfg.model.head.num_classes, cfg.model.head.in_channels) == (10, 64)
-    hook = [h for h in cfg.custom_hooks if h.type == 'DisAlignFreezeHook']
-    assert hook[0].trainable == [r'^head\.fc\.']
-    cfg = method_config(by_key['conf_none'])
-    assert cfg.model.head.calibration.confidence == 'none'
-    assert cfg.model.head.type == 'DisAlignLinearClsHead'  # merged, not replaced
-    cfg = method_config(by_key['bound'])
-    assert cfg.train_dataloader.sampler.type == 'DefaultSampler'
+    assert fmnist_lt.BOUND.train_set == 'balanced'
+    assert fmnist_lt.BOUND.sampler == dict(type='DefaultSampler', shuffle=True)
 
 
 def test_seed_options_and_splits():
@@ -43,9 +26,9 @@ def test_seed_options_and_splits():
     assert fmnist_lt.stage1_options(0, 30, 10.0, 5)['val_dataloader.dataset.permute_classes'] \
         is False
     cfg = load_config(fmnist_lt.STAGE1, opts)
-    splits = fmnist_lt.split_configs(cfg)
-    assert set(splits) == {'train', 'val', 'test', 'balanced'}
+    splits = fmnist_lt.extra_splits(cfg)
+    assert set(splits) == {'val', 'balanced'}
     assert all(s['pipeline'] == [dict(type='PackInputs')] for s in splits.values())
-    assert (splits['val']['split'], splits['test']['split']) == ('val', 'test')
-    assert splits['balanced']['imb_factor'] == 1.0 and splits['train']['imb_factor'] == 10.0
-    assert splits['train']['n_max'] == 30 and splits['train']['seed'] == 1
+    assert splits['val']['split'] == 'val'
+    assert splits['balanced']['imb_factor'] == 1.0 and splits['balanced']['n_max'] == 30
+    assert splits['val']['seed'] == 1

@@ -6,8 +6,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from disalign_mm.bench import fmnist_lt
-from disalign_mm.bench.features import extract_features, without_augmentation
-from disalign_mm.bench.methods import method_config, trial_config
+from disalign_mm.bench.features import cached_features
+from disalign_mm.bench.methods import (Schedule, method_by_key, stage2_changes, train_dataset,
+                                       trial_config, write_stage2_config)
 from disalign_mm.bench.stage2 import (CachedFeatureClassifier, FeatureDataset, FeatureLoader,
                                       build_param_schedulers, build_stage2_model, load_stage1_head,
                                       train_on_features)
@@ -16,7 +17,6 @@ from disalign_mm.engine import calibration_param_names
 from tests.test_cls.fixtures import (FMNIST_STAGE1, fix_schedule, load_cfg, make_fmnist,
                                      tiny_fmnist_options)
 
-METHODS = {m.key: m for m in fmnist_lt.METHODS}
 # 30 long-tailed images of the most frequent class, 5 per class for val
 SUBSET = {f'{s}_dataloader.dataset.{k}': v for s in ('train', 'val', 'test')
           for k, v in (('n_max', 30), ('val_per_class', 5))}
@@ -145,26 +145,34 @@ class _RecordStart(Hook):
 @pytest.mark.slow
 @pytest.mark.parametrize('key', ['disalign', 'crt', 'lws', 'grw_only', 'conf_constant'])
 def test_stage2_on_features_equals_the_runner_stage2(key, stage1, tmp_path):
-    """The benchmark's config of a method, trained from cached features,
-    ends at exactly the parameters a Runner run of that config on the images
-    ends at (same sampler order, re-initialisation, optimizer, schedule,
-    loss). DisAlign; cRT (re-initialised classifier, class-balanced
-    sampler); LWS (magnitude only, cross entropy, class-balanced sampler);
-    the ablations GRW only (the classifier re-trained, the method's own
-    trainable patterns) and constant confidence."""
+    """A method's stage-2 config (written from the stage-1 config), trained
+    from cached features, ends at exactly the parameters a Runner run of
+    that config on the images ends at (same sampler order,
+    re-initialisation, optimizer, schedule, loss). DisAlign; cRT
+    (re-initialised classifier, class-balanced sampler); LWS (magnitude only,
+    cross entropy, class-balanced sampler); the ablations GRW only (the
+    classifier re-trained, the method's own trainable patterns) and constant
+    confidence. With the cached stage-1 logits (the fast path of the
+    calibrated heads) the parameters agree to float rounding."""
     import copy
 
     from mmengine.runner import Runner
     root, cfg1, ckpt = stage1
-    method = METHODS[key]
+    method = method_by_key(key)
     opts = dict(tiny_fmnist_options(root, str(tmp_path / 'stage2'), 2), **SUBSET)
-    opts['load_from'] = ckpt
+    cfg_opts = copy.deepcopy(cfg1)
+    cfg_opts.merge_from_dict(opts)
+    from disalign_mm.bench.second_stage import nested_options
+    changes = stage2_changes(cfg_opts, method, Schedule(epochs=2), ckpt, None, 0, 20, 8,
+                             nested_options(opts))
+    base = write_stage2_config(str(tmp_path / f'{key}.py'), FMNIST_STAGE1, changes)
     hp = {k: v for k, v in dict(lr=0.3, rho=1.5).items() if k in method.grid}
-    cfg2 = trial_config(method_config(method, opts), hp)
+    cfg2 = trial_config(base, hp)
+    assert cfg2.load_from == ckpt and cfg2.randomness.seed == 0
     fix_schedule(cfg2, 2)
 
-    data = extract_features(cfg1, ckpt, {'train': without_augmentation(
-        cfg2.train_dataloader.dataset.to_dict())})
+    data = cached_features(str(tmp_path / 'cache'), cfg1, ckpt,
+                           {'train': train_dataset(cfg2)}, log=lambda m: None, progress=False)
     labels = data['train']['labels']
     counts = torch.bincount(labels, minlength=10).tolist()
     model = build_stage2_model(cfg2, data['head_state'], counts, seed=cfg2.randomness.seed)
@@ -178,12 +186,19 @@ def test_stage2_on_features_equals_the_runner_stage2(key, stage1, tmp_path):
     runner.train()
     want = runner.model.head.state_dict()
 
+    fast = copy.deepcopy(model)
     torch.set_rng_state(rng)
     frozen = train_on_features(cfg2, model, data['train']['feats'], labels)
     got = model.head.state_dict()
     assert set(got) == set(want)
     for k in want:
         assert torch.equal(got[k], want[k]), (k, (got[k] - want[k]).abs().max())
+    torch.set_rng_state(rng)
+    train_on_features(cfg2, fast, data['train']['feats'], labels,
+                      logits=data['train']['logits'])
+    assert (fast._layer is not None) == (key not in ('crt', 'grw_only'))
+    for k, v in fast.head.state_dict().items():
+        torch.testing.assert_close(v, want[k], rtol=1e-4, atol=1e-6, msg=k)
 
     trainable = {n for n, p in runner.model.named_parameters() if p.requires_grad}
     assert set(frozen.trainable) == trainable
@@ -203,3 +218,22 @@ def test_stage2_on_features_equals_the_runner_stage2(key, stage1, tmp_path):
     # cRT starts from a re-initialised classifier, the others from stage 1
     reinit = not torch.equal(start['fc.weight'], stage1_head['fc.weight'])
     assert reinit == (key == 'crt')
+
+
+def test_cached_logits_must_be_the_classifiers():
+    """The fast path checks that the cached logits are the classifier's
+    outputs on the cached features: a stale cache is an error."""
+    cfg = _head_cfg()
+    state = {'fc.weight': torch.randn(3, 4), 'fc.bias': torch.randn(3)}
+    model = build_stage2_model(cfg, state, [5, 3, 1], seed=0)
+    for p in model.head.fc.parameters(recurse=False):
+        p.requires_grad_(False)
+    x = torch.randn(6, 4)
+    z = x @ state['fc.weight'].T + state['fc.bias']
+    assert model.use_cached_logits(x, z)
+    calibrated = model(dict(feats=x, logits=z))
+    torch.testing.assert_close(calibrated, model.head((x, )))
+    with pytest.raises(RuntimeError, match='stale cache'):
+        model.use_cached_logits(x, z + 1)
+    model.head.fc.weight.requires_grad_(True)  # the classifier trains: no cached logits
+    assert not model.use_cached_logits(x, z)

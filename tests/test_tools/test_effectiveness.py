@@ -1,6 +1,7 @@
 """tools/benchmark/effectiveness.py, the command line of the Fashion-MNIST-LT
 benchmark: one command end to end, reuse, clear errors, and the README's
 table is the committed output."""
+import glob
 import json
 import os
 import os.path as osp
@@ -59,11 +60,14 @@ def test_one_command_end_to_end_and_reuse(tmp_path, capsys):
     for seed in ('0', '1'):
         run = res['per_seed'][seed]
         assert sorted(run['train_counts'], reverse=True) == long_tail_counts(30, 10, 10.0)
-        for m in fmnist_lt.METHODS:
-            if m.same_as:
-                assert m.same_as in run['methods'] and m.key not in run['methods']
-                continue
+        for m in fmnist_lt.ROWS:
             r = run['methods'][m.key]
+            if m.same_as:  # reported from the run it names
+                assert r['test'] == run['methods'][m.same_as]['test']
+                continue
+            if m.key == 'stage1':
+                assert r['chosen'] == {} and 'trials' not in r
+                continue
             for hp_name, value in r['chosen'].items():
                 assert value in m.grid[hp_name][:2]  # --quick: the first two
             assert len(r['trials']) == len(grid_points({k: v[:2] for k, v in m.grid.items()}))
@@ -72,7 +76,7 @@ def test_one_command_end_to_end_and_reuse(tmp_path, capsys):
     c0, c1 = res['per_seed']['0']['train_counts'], res['per_seed']['1']['train_counts']
     assert c0 == sorted(c0, reverse=True) and sorted(c1) == sorted(c0) and c1 != c0
     md = open(osp.join(out, 'results.md')).read()
-    for m in fmnist_lt.METHODS:
+    for m in fmnist_lt.ROWS:
         assert f'| {m.name} |' in md
         st = res['summary'][m.key]['test']['top1']
         assert f'{st["mean"]:.2f} ± {st["std"]:.2f}' in md
@@ -89,7 +93,11 @@ def test_one_command_end_to_end_and_reuse(tmp_path, capsys):
     capsys.readouterr()
     main(argv)  # a second run reuses stage 1 and the features
     log = capsys.readouterr().out
-    assert 'seed 0: reusing stage 1' in log and 'seed 1: reusing features' in log
+    assert 'seed 0: reusing stage 1' in log and 'seed 1: reusing the stage-1 outputs' in log
+    # the best second stage on validation of each seed is exported, ready for mim test
+    for seed in ('0', '1'):
+        exported = glob.glob(osp.join(work, f'seed{seed}', 'second_stage', 'stage2_*.p*'))
+        assert len(exported) == 2, exported
     assert osp.getmtime(ckpt) == mtime
 
 

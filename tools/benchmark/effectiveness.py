@@ -11,22 +11,22 @@ For each seed it
    config with ``mim train mmpretrain`` (imbalance factor 100; the seed sets
    the initialisation, the subset and, for seeds other than 0, which classes
    are rare: seed 0 keeps the label order, the CIFAR-LT convention);
-2. computes the frozen stage-1 features once: the long-tailed training set,
-   a balanced validation split carved from the unused training images, the
-   balanced test set, and the balanced full training set (for the bound);
-3. runs every second stage from those features with the plugin's own heads,
-   losses, samplers, and mmengine's optimizer wrapper and schedulers as the
-   shipped stage-2 configs build them (the configs freeze the backbone in
-   eval mode and use no random augmentation in stage 2, so a stage-2 run of
-   the config computes exactly these features; caching them makes the
-   hyper-parameter search cheap): cRT, LWS, tau-normalisation, post-hoc
-   logit adjustment, DisAlign, the paper's ablations (Table 5: GRW only, +
+2. runs ``tools/select_second_stage.py``'s library
+   (:func:`disalign_mm.bench.second_stage.select_second_stage`) on it: the
+   stage-1 outputs cached once (the long-tailed training set, the balanced
+   validation split carved from the unused training images, the balanced
+   test set, and the balanced full training set for the bound), then every
+   second stage written as a stage-2 config of the stage-1 config and
+   trained from the cache: cRT, LWS, tau-normalisation, post-hoc logit
+   adjustment, DisAlign, the paper's ablations (Table 5: GRW only, +
    magnitude, + margin, full; Table 12: confidence input-dependent,
    constant, none) and the balanced-data bound of Sec. 3.1 (classifier
-   re-trained on the balanced training set, same frozen features);
-4. chooses every hyper-parameter (learning rate, GRW rho, tau) by top-1
-   accuracy on the validation split, never on the test set, and evaluates
-   the chosen one on the test set.
+   re-trained on the balanced training set, same frozen features), with the
+   shipped stage-2 schedule (6 epochs);
+3. every hyper-parameter (learning rate, GRW rho, tau) is chosen on the
+   validation split, never on the test set, and the chosen one evaluated on
+   the test set; the best on validation is exported as a stage-2 config and
+   checkpoint in the seed's work directory.
 
 It writes ``results.md`` (mean +- std over the seeds of All / Many / Medium
 / Few top-1 accuracy, with the chosen values) and ``results.json`` (all of
@@ -34,11 +34,8 @@ it, per seed and per class), and the plots of :mod:`disalign_mm.bench.plots`.
 ``--out-dir`` sets where (the README's table and plots come from
 ``--out-dir tools/benchmark/results``).
 
-Stage-1 checkpoints and feature caches live in ``--work-dir`` and are
-reused when their settings match; ``--retrain`` forces stage 1 again.
-
-The work is done by :mod:`disalign_mm.bench` (the benchmark's definition is
-:mod:`disalign_mm.bench.fmnist_lt`); this file is its command line.
+Stage-1 checkpoints and the stage-1 output caches live in ``--work-dir`` and
+are reused when their settings match; ``--retrain`` forces stage 1 again.
 """
 import argparse
 import json
@@ -51,12 +48,12 @@ import torch
 
 from disalign_mm.bench import fmnist_lt, report
 from disalign_mm.bench.configs import load_config
-from disalign_mm.bench.features import cached_features
-from disalign_mm.bench.selection import run_methods
+from disalign_mm.bench.methods import PEERS, Schedule
+from disalign_mm.bench.second_stage import Settings, select_second_stage
 from disalign_mm.bench.stage1 import Stage1Error, Stage1Run, train_stage1
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-METHODS = fmnist_lt.METHODS
+METHODS = fmnist_lt.ROWS
 
 
 def log(msg: str) -> None:
@@ -134,21 +131,29 @@ def main(argv=None) -> dict:
                              retrain=args.retrain, cwd=REPO, log=log)
     except Stage1Error as e:
         fail(str(e))
+    keys = [m.key for m in methods if m.key != 'stage1']
     per_seed = {}
     for s in args.seeds:
         cfg = load_config(fmnist_lt.STAGE1, options(s))
-        ckpt = ckpts[f'seed {s}']
-        data = cached_features(osp.join(seed_dir(s), 'features.pth'), cfg, ckpt,
-                               fmnist_lt.split_configs(cfg), recompute=args.retrain,
-                               name=f'seed {s}', log=log)
-        ckpt = osp.abspath(ckpt)
+        splits = fmnist_lt.extra_splits(cfg)
+        settings = Settings(
+            methods=[k for k in PEERS if k in keys] + [k for k in keys if k not in PEERS],
+            seed=s, schedule=Schedule(epochs=fmnist_lt.STAGE2_EPOCHS), quick=args.quick,
+            recompute=args.retrain, export='best')
+        t0 = time.time()
+        res = select_second_stage(
+            fmnist_lt.STAGE1, ckpts[f'seed {s}'], osp.join(seed_dir(s), 'second_stage'),
+            settings, options=options(s), val_dataset=splits['val'],
+            extra_splits=dict(balanced=splits['balanced']), extra_methods=[fmnist_lt.BOUND],
+            log=lambda msg, s=s: log(f'seed {s}: {msg}'))
+        ckpt = osp.abspath(ckpts[f'seed {s}'])
         if ckpt.startswith(REPO + os.sep):
             ckpt = osp.relpath(ckpt, REPO)
-        counts = torch.bincount(data['train']['labels']).tolist()
-        t0 = time.time()
-        runs = run_methods(methods, METHODS, data, s, options(s), quick=args.quick,
-                           name=f'seed {s}', log=log)
-        per_seed[s] = dict(checkpoint=ckpt, train_counts=counts, methods=runs)
+        runs = dict(res['methods'])
+        if 'stage1' in [m.key for m in methods]:
+            runs['stage1'] = dict(res['stage1'], chosen={})
+        per_seed[s] = dict(checkpoint=ckpt, train_counts=res['meta']['train_counts'],
+                           methods=runs)
         log(f'seed {s}: second stages done in {time.time() - t0:.0f} s')
 
     cfg0 = load_config(fmnist_lt.STAGE1, options(args.seeds[0]))
@@ -157,7 +162,7 @@ def main(argv=None) -> dict:
     meta = dict(seeds=list(args.seeds), imb_factor=args.imb_factor, n_max=args.n_max,
                 val_per_class=args.val_per_class, many_thr=cfg0.val_evaluator.many_thr,
                 few_thr=cfg0.val_evaluator.few_thr, command=command.strip(),
-                grids=fmnist_lt.GRIDS, quick=args.quick,
+                grids=res['meta']['grids'], quick=args.quick,
                 classes=list(FashionMNISTLT.METAINFO['classes']),
                 methods=[m.key for m in methods],
                 wall_time_s=round(time.time() - t_start, 1))
