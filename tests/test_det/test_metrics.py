@@ -382,3 +382,65 @@ def test_lvis_metric_train_counts_from_the_hook(lvis_data, tmp_path):
     assert res['lvis/bbox_APr'] == 0.0
     with open(metric.per_class_file) as f:
         assert json.load(f)['count_source'].endswith('(image_count)')
+
+
+# ------------------------------------------------------------------ through a Runner
+
+class _TablePredictor(torch.nn.Module):
+    """A 'detector' that predicts ``COCO_VAL_PREDICTIONS`` for the val images
+    (by img_id): the Runner, the hook and the metric are real."""
+
+    def __init__(self):
+        super().__init__()
+        from mmengine.model import BaseDataPreprocessor
+        self.data_preprocessor = BaseDataPreprocessor()
+        self.preds = {s['img_id']: s['pred_instances'] for s in coco_predictions()}
+
+    def val_step(self, data):
+        from mmengine.structures import InstanceData
+        data = self.data_preprocessor(data, False)
+        out = []
+        for ds in data['data_samples']:
+            from tests.test_det.fixtures import H, W
+            ds.set_metainfo(dict(ori_shape=(H, W)))
+            ds.pred_instances = InstanceData(**self.preds[ds.img_id])
+            out.append(ds)
+        return out
+
+    test_step = val_step
+
+
+@pytest.mark.slow
+def test_runner_val_with_class_counts_hook(coco_lt_data, tmp_path):
+    """A val-only run with LongTailCocoMetric and ClassCountsHook: the hook
+    counts the run's training set (images per category), the
+    metric logs APr/APc/APf next to mAP and writes the JSON beside the log."""
+    from mmengine.runner import Runner
+
+    def dataset(ann):
+        return dict(type='CocoDataset', data_root=coco_lt_data['root'], ann_file=ann,
+                    data_prefix=dict(img=''), metainfo=dict(classes=COCO_CLASSES),
+                    pipeline=[dict(type='PackDetInputs', meta_keys=('img_id', ))])
+
+    def loader(ann):
+        return dict(dataset=dataset(ann), batch_size=2, num_workers=0,
+                    sampler=dict(type='DefaultSampler', shuffle=False),
+                    collate_fn=dict(type='pseudo_collate'))
+
+    runner = Runner(
+        model=_TablePredictor(), work_dir=str(tmp_path), default_scope='mmdet',
+        experiment_name='coco_lt_val', log_level='WARNING',
+        train_dataloader=loader(coco_lt_data['train_ann']),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        val_dataloader=loader(coco_lt_data['val_ann']), val_cfg=dict(),
+        val_evaluator=dict(type='LongTailCocoMetric', ann_file=coco_lt_data['val_ann'],
+                           metric=['bbox', 'segm']),
+        custom_hooks=[dict(type='ClassCountsHook')])
+    res = runner.val()
+    assert res['coco/bbox_APr'] == 0.752 and res['coco/bbox_APc'] == 0.25
+    assert res['coco/segm_APf'] == 1.0 and res['coco/bbox_mAP'] == 0.601
+    rec = load_per_class(osp.join(runner.log_dir, 'per_class_ap.json'))
+    assert rec['train_counts'] == COCO_TRAIN_IMAGES and rec['count_unit'] == 'images'
+    assert rec['groups'] == COCO_GROUPS
+    assert rec['metrics']['bbox_APr'] == 0.752
