@@ -146,6 +146,9 @@ class _PerCategoryAP:
                            out_file: Optional[str], out_dir: Optional[str]) -> None:
         if class_counts is not None and class_counts_file is not None:
             raise ValueError(f'{self._who}: give class_counts or class_counts_file, not both')
+        if count_unit not in ('images', 'instances'):
+            raise ValueError(f"{self._who}: count_unit must be 'images' or 'instances', got "
+                             f'{count_unit!r}')
         if not any(m in _IOU_TYPES for m in self.metrics):
             raise ValueError(f'{self._who}: metric={self.metrics} has neither \'bbox\' nor '
                              "'segm': per-category AP needs one of them")
@@ -309,9 +312,6 @@ class LongTailCocoMetric(_PerCategoryAP, CocoMetric):
         if rare_thr > frequent_thr:
             raise ValueError(f'{self._who}: rare_thr ({rare_thr}) must not exceed frequent_thr '
                              f'({frequent_thr})')
-        if count_unit not in ('images', 'instances'):
-            raise ValueError(f"{self._who}: count_unit must be 'images' or 'instances', got "
-                             f'{count_unit!r}')
         if COCO_MAX_DETS not in self.proposal_nums:
             raise ValueError(
                 f'{self._who}: proposal_nums={self.proposal_nums} has no {COCO_MAX_DETS}: '

@@ -251,6 +251,8 @@ def test_errors(coco_lt_data, train_counts, tmp_path):
     with pytest.raises(ValueError, match="neither 'bbox' nor 'segm'"):
         METRICS.build(dict(type='LongTailCocoMetric', ann_file=coco_lt_data['val_ann'],
                            metric='proposal'))
+    with pytest.raises(ValueError, match="count_unit must be 'images' or 'instances'"):
+        _metric(coco_lt_data, tmp_path, count_unit='pixels')
     with pytest.raises(ValueError, match='keep 100 in proposal_nums'):
         _metric(coco_lt_data, tmp_path, proposal_nums=(10, 300))
 
