@@ -43,8 +43,14 @@ log_processor = dict(by_epoch=False)
 custom_hooks = [
     # only the DisAlign calibration trains; refuses to start without load_from
     dict(type='DisAlignFreezeHook'),
-    # GRW counts: image_count of the training annotation file; or class_counts_file=...
+    # GRW counts (and the metric's train_counts): image_count of the training
+    # annotation file; or class_counts_file=...
     dict(type='ClassCountsHook', source=dict(type='lvis', count='image_count')),
 ]
+# evaluation: stage 1's LVISMetric (same settings, same keys and values) that
+# also writes the AP of every category, with LVIS's r/c/f groups and the
+# training counts of ClassCountsHook, to per_class_ap.json beside the log
+val_evaluator = dict(type='LongTailLVISMetric')
+test_evaluator = dict(type='LongTailLVISMetric')
 model_wrapper_cfg = dict(find_unused_parameters=True)
 load_from = None  # required: the stage-1 checkpoint

@@ -1,7 +1,9 @@
 """DisAlign for mmdet: the DisAlign classifiers of the RoI bbox heads, the
 class-count sources of mmdet data sets (COCO-format annotations, LVIS
-statistics) and the lvis/numpy fix for ``LVISMetric``, registered into
-mmdet's registries.
+statistics), the long-tail metrics (``LongTailCocoMetric``: APr/APc/APf for
+any COCO-format data set; ``LongTailLVISMetric``: ``LVISMetric`` that also
+writes per-category AP) and the lvis/numpy fix for ``LVISMetric``,
+registered into mmdet's registries.
 
 Configs only need::
 
@@ -14,7 +16,8 @@ registries).
 from .. import engine  # noqa: F401  (root registries, safe checkpoints)
 from .class_counts import count_annotations, grw_bbox_heads, lvis_source
 from .lvis_compat import apply_lvis_numpy_compat
-from .lvis_stats import lvis_class_counts, lvis_frequency_groups
+from .lvis_stats import frequency_groups_of, lvis_class_counts, lvis_frequency_groups
+from .metrics import LongTailCocoMetric, LongTailLVISMetric, frequency_groups
 from .predictors import CosineLinear, DisAlignCosineLinear, DisAlignLinear
 
 apply_lvis_numpy_compat()
@@ -22,5 +25,6 @@ apply_lvis_numpy_compat()
 __all__ = [
     'CosineLinear', 'DisAlignLinear', 'DisAlignCosineLinear', 'count_annotations',
     'grw_bbox_heads', 'lvis_class_counts', 'lvis_frequency_groups', 'lvis_source',
-    'apply_lvis_numpy_compat'
+    'apply_lvis_numpy_compat', 'LongTailCocoMetric', 'LongTailLVISMetric', 'frequency_groups',
+    'frequency_groups_of'
 ]

@@ -82,19 +82,34 @@ def lvis_class_counts(ann_file: str,
         extra=extra)
 
 
+def frequency_groups_of(categories: List[dict],
+                        where: str = 'the categories') -> Dict[str, List[int]]:
+    """Indices (in the given order) of the rare / common / frequent
+    categories (``{'r': [...], 'c': [...], 'f': [...]}``) from their
+    ``frequency`` field.
+
+    Raises:
+        ValueError: a category has no valid ``frequency`` (LVISMetric's
+            APr/APc/APf need it too); the message names ``where``.
+    """
+    bad = [c.get('name', c.get('id')) for c in categories
+           if c.get('frequency') not in FREQUENCIES]
+    if bad:
+        raise ValueError(
+            f'{where}: {len(bad)} of {len(categories)} categories have no valid '
+            f"'frequency' (one of {FREQUENCIES}), e.g. {bad[:5]}. APr/APc/APf and "
+            'the r/c/f groups need it: use an LVIS annotation file.')
+    return {f: [i for i, c in enumerate(categories) if c['frequency'] == f]
+            for f in FREQUENCIES}
+
+
 def lvis_frequency_groups(ann_file: str, backend_args=None) -> Dict[str, List[int]]:
     """Label indices of the rare / common / frequent categories
-    (``{'r': [...], 'c': [...], 'f': [...]}``) from the ``frequency`` field.
+    (``{'r': [...], 'c': [...], 'f': [...]}``) from the ``frequency`` field
+    of an LVIS annotation file (:func:`frequency_groups_of`).
 
     Raises:
         ValueError: a category has no valid ``frequency`` (LVISMetric's
             APr/APc/APf need it too).
     """
-    cats = _load_categories(ann_file, backend_args)
-    bad = [c.get('name', c.get('id')) for c in cats if c.get('frequency') not in FREQUENCIES]
-    if bad:
-        raise ValueError(
-            f'{ann_file!r}: {len(bad)} of {len(cats)} categories have no valid '
-            f"'frequency' (one of {FREQUENCIES}), e.g. {bad[:5]}. APr/APc/APf and "
-            'the r/c/f groups need it: use an LVIS annotation file.')
-    return {f: [i for i, c in enumerate(cats) if c['frequency'] == f] for f in FREQUENCIES}
+    return frequency_groups_of(_load_categories(ann_file, backend_args), repr(ann_file))

@@ -5,7 +5,8 @@ same training counts, in every host. A consumer is a module of the model, or
 a metric of the val/test evaluator, with a ``class_counts`` attribute (None
 until set) and a ``set_class_counts(counts, source)`` method:
 :class:`~disalign_mm.engine.GRWCrossEntropyLoss` (and its mmseg flavour),
-``LogitAdjustedClsHead``, ``LongTailAccuracy`` and ``HeadBodyTailIoUMetric``.
+``LogitAdjustedClsHead``, ``LongTailAccuracy``, ``HeadBodyTailIoUMetric``,
+``LongTailCocoMetric`` and ``LongTailLVISMetric``.
 
 Where the counts come from is a *source*:
 
@@ -364,7 +365,8 @@ class ClassCountsHook(Hook):
             raise RuntimeError(
                 'ClassCountsHook: nothing in this run takes class counts: no '
                 'module of the model (GRWCrossEntropyLoss, LogitAdjustedClsHead, '
-                '...) and no val metric (LongTailAccuracy, HeadBodyTailIoUMetric) '
+                '...) and no val metric (LongTailAccuracy, HeadBodyTailIoUMetric, '
+                'LongTailCocoMetric, ...) '
                 'has set_class_counts(). Use a loss or metric that needs them '
                 '(e.g. loss=dict(type=\'GRWCrossEntropyLoss\', ...)) or remove '
                 'the hook from custom_hooks.')

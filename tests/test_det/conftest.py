@@ -1,1 +1,1 @@
-from tests.test_det.fixtures import _mmdet_scope, lvis_data  # noqa: F401
+from tests.test_det.fixtures import _mmdet_scope, coco_lt_data, lvis_data  # noqa: F401

@@ -173,3 +173,119 @@ def load_config(version: str, name: str, opts: dict = None):
     if opts:
         cfg.merge_from_dict(opts)
     return cfg
+
+
+# ------------------------------------------------------------ COCO-format long-tail set
+# A COCO-format data set whose groups are known. Categories in file order
+# (= mmdet's label order); their ids are deliberately *not* in that order
+# (COCOeval sorts them). Training images per category, and the LVIS group
+# that gives (rare <= 10 < common <= 100 < frequent), boundaries included:
+COCO_CATEGORIES = [
+    dict(id=7, name='ant'),  # 3 images: rare
+    dict(id=2, name='bee'),  # 50: common
+    dict(id=5, name='cat'),  # 200 (two instances in each: 400 instances): frequent
+    dict(id=1, name='dog'),  # 10: rare (the boundary)
+    dict(id=4, name='elk'),  # 100: common (the boundary)
+    dict(id=3, name='fox'),  # 101: frequent; no ground truth in the val set
+]
+COCO_CLASSES = tuple(c['name'] for c in COCO_CATEGORIES)
+COCO_TRAIN_IMAGES = [3, 50, 200, 10, 100, 101]
+COCO_TRAIN_INSTANCES = [3, 50, 400, 10, 100, 101]
+COCO_GROUPS = {'rare': [0, 3], 'common': [1, 4], 'frequent': [2, 5]}
+_COCO_ID = {c['name']: c['id'] for c in COCO_CATEGORIES}
+
+# val images: (name, x, y, w, h) of the ground truth
+COCO_VAL_OBJECTS = [
+    [('ant', 8, 8, 30, 30), ('cat', 60, 30, 40, 40)],
+    [('dog', 10, 10, 30, 30), ('bee', 60, 50, 30, 30)],
+    [('dog', 20, 20, 40, 30), ('elk', 80, 10, 30, 30)],
+    [('cat', 30, 40, 50, 40)],
+]
+# predictions per val image: (name, x, y, w, h, score). Per category AP
+# (every IoU threshold, so AP@[.5:.95] too):
+# - ant, cat: every instance found, nothing else: 1
+# - dog: one of its two instances found: precision 1 up to recall 0.5, so
+#   51 of COCO's 101 recall thresholds: 51 / 101
+# - bee: found, below a false positive of a higher score: precision 1/2 at
+#   every recall threshold: 0.5
+# - elk: not found: 0
+# - fox: no ground truth (a false positive only): no AP
+COCO_VAL_PREDICTIONS = [
+    [('ant', 8, 8, 30, 30, 0.9), ('cat', 60, 30, 40, 40, 0.9), ('fox', 100, 70, 20, 20, 0.5)],
+    [('dog', 10, 10, 30, 30, 0.9), ('bee', 60, 50, 30, 30, 0.6), ('bee', 5, 60, 20, 20, 0.8)],
+    [],
+    [('cat', 30, 40, 50, 40, 0.95)],
+]
+COCO_VAL_AP = [1.0, 0.5, 1.0, 51 / 101, 0.0, None]
+COCO_VAL_INSTANCES = [1, 1, 2, 2, 1, 0]
+
+
+def _rect(x, y, w, h):
+    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+def write_coco_fixture(root: str) -> dict:
+    """``root/annotations/train.json`` (200 annotated images, no image files:
+    counting needs only the annotations) and ``root/annotations/val.json``
+    (the 4 images of ``COCO_VAL_OBJECTS``, also without files: the metric
+    reads annotations and predictions only)."""
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    images, anns = [], []
+
+    def add(img_id, name, box, **kw):
+        x, y, w, h = box
+        anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=_COCO_ID[name],
+                         bbox=[x, y, w, h], area=w * h, segmentation=_rect(x, y, w, h),
+                         iscrowd=0, **kw))
+
+    for j in range(max(COCO_TRAIN_IMAGES)):
+        img_id = j + 1
+        images.append(dict(id=img_id, file_name=f'{img_id:06d}.jpg', width=W, height=H))
+        for c, name in enumerate(COCO_CLASSES):
+            if j < COCO_TRAIN_IMAGES[c]:
+                add(img_id, name, (4 + 10 * c, 4, 8, 8))
+                if COCO_TRAIN_INSTANCES[c] > COCO_TRAIN_IMAGES[c]:
+                    add(img_id, name, (4 + 10 * c, 40, 8, 8))
+    # a crowd region of 'ant' in an image without ants: not an ant image
+    add(150, 'ant', (60, 60, 20, 20))
+    anns[-1]['iscrowd'] = 1
+    train = osp.join(root, 'annotations', 'train.json')
+    with open(train, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=COCO_CATEGORIES), f)
+
+    images, anns = [], []
+    for i, objs in enumerate(COCO_VAL_OBJECTS):
+        images.append(dict(id=i + 1, file_name=f'val_{i + 1:06d}.jpg', width=W, height=H))
+        for name, *box in objs:
+            add(i + 1, name, box)
+    val = osp.join(root, 'annotations', 'val.json')
+    with open(val, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=COCO_CATEGORIES), f)
+    return dict(root=root, train_ann=train, val_ann=val)
+
+
+def coco_predictions(predictions=None) -> list:
+    """``COCO_VAL_PREDICTIONS`` as the data samples mmdet's metrics process
+    (labels in label order, boxes xyxy, masks of the boxes)."""
+    import torch
+    predictions = COCO_VAL_PREDICTIONS if predictions is None else predictions
+    samples = []
+    for i, preds in enumerate(predictions):
+        boxes = torch.tensor([[x, y, x + w, y + h] for _, x, y, w, h, _ in preds],
+                             dtype=torch.float32).reshape(-1, 4)
+        masks = torch.zeros(len(preds), H, W, dtype=torch.bool)
+        for j, (_, x, y, w, h, _) in enumerate(preds):
+            masks[j, y:y + h, x:x + w] = True
+        samples.append(dict(
+            img_id=i + 1, ori_shape=(H, W),
+            pred_instances=dict(
+                bboxes=boxes, scores=torch.tensor([p[-1] for p in preds], dtype=torch.float32),
+                labels=torch.tensor([COCO_CLASSES.index(p[0]) for p in preds],
+                                    dtype=torch.long),
+                masks=masks)))
+    return samples
+
+
+@pytest.fixture(scope='session')
+def coco_lt_data(tmp_path_factory):
+    return write_coco_fixture(str(tmp_path_factory.mktemp('coco_lt')))

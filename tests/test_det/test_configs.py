@@ -1,6 +1,7 @@
 """The shipped LVIS configs: stage 1 is mmdet's own (or built from mmdet's
 pieces for Cascade), stage 2 = stage 1 + only the DisAlign changes, on the
-plain LVIS set with the official schedule (docs/recipes.md)."""
+plain LVIS set with the official schedule (docs/recipes.md), evaluated by
+LongTailLVISMetric (LVISMetric + per-category AP)."""
 import glob
 import os.path as osp
 
@@ -66,7 +67,13 @@ def test_stage1_and_stage2(version, arch, cosine):
         assert cfg.model.roi_head.mask_head.num_classes == ncls
         assert cfg.model.test_cfg.rcnn.score_thr == 0.0001
         assert cfg.model.test_cfg.rcnn.max_per_img == 300
-        assert cfg.val_evaluator.type == 'LVISMetric'
+    # stage 1 evaluates with mmdet's LVISMetric; stage 2 with the same settings
+    # through LongTailLVISMetric, which returns what LVISMetric does and also
+    # writes the per-category AP (tests/test_det/test_metrics.py)
+    for key in ('val_evaluator', 'test_evaluator'):
+        assert s1[key].type == 'LVISMetric', key
+        assert plain(s2[key]) == dict(plain(s1[key]), type='LongTailLVISMetric'), key
+        assert s1[key].metric == ['bbox', 'segm'], key
     heads1, heads2 = _heads(s1), _heads(s2)
     assert len(heads1) == len(heads2) == (3 if arch.startswith('cascade') else 1)
     for h1, h2 in zip(heads1, heads2):
@@ -91,7 +98,7 @@ def test_stage1_and_stage2(version, arch, cosine):
             h.pop('loss_cls')
     assert m1 == m2
     # data, evaluation and test settings are stage 1's
-    for key in ('val_dataloader', 'test_dataloader', 'val_evaluator', 'test_cfg', 'val_cfg'):
+    for key in ('val_dataloader', 'test_dataloader', 'test_cfg', 'val_cfg'):
         assert plain(s1[key]) == plain(s2[key]), key
     # instance sampling: stage 1's training set without its repeat-factor
     # wrapper (GRW re-balances; paper C.2, the official stage 2)

@@ -13,6 +13,7 @@ import torch
 
 import disalign_mm.det  # noqa: F401
 from disalign_mm.core import grw_weights
+from disalign_mm.engine.per_class import load_per_class
 from tests.calibration_keys import calibration_keys
 from tests.test_det.fixtures import (IMAGE_COUNT, REPO, config_path, load_config, tiny_options,
                                      to_cli)
@@ -88,6 +89,14 @@ def test_stage1_to_stage2_runner(lvis_data, stage1_ckpt, tmp_path):
     scalars = runner.message_hub.log_scalars
     for k in ('bbox_AP', 'bbox_APr', 'bbox_APc', 'bbox_APf', 'segm_APr'):
         assert f'val/lvis/{k}' in scalars, sorted(scalars)
+    # ... through LongTailLVISMetric, which wrote the per-category AP beside the
+    # log, with LVIS's groups, ClassCountsHook's counts and the freeze hook's report
+    rec = load_per_class(osp.join(runner.log_dir, 'per_class_ap.json'))
+    assert rec['groups'] == {'rare': [3], 'common': [2, 4], 'frequent': [0, 1]}
+    assert rec['train_counts'] == IMAGE_COUNT and rec['count_unit'] == 'images'
+    assert set(rec['per_class']) == {'bbox_AP', 'segm_AP'}
+    assert rec['metrics']['bbox_APr'] == scalars['val/lvis/bbox_APr'].current()
+    assert 'changed' in rec['disalign']
 
 
 def test_stage2_without_load_from_fails(lvis_data, tmp_path):
