@@ -17,6 +17,14 @@ from .ade20k import ade20k_groups, is_ade20k_classes, is_ade20k_table
 GROUP_ORDER = ('head', 'body', 'tail')
 
 
+def _pixel_counts(counts: ClassCountsLike, source: str) -> ClassCounts:
+    """Counts as given, or plain numbers as *pixel* counts (the default unit
+    of :class:`ClassCounts` is images)."""
+    if isinstance(counts, ClassCounts):
+        return counts
+    return ClassCounts(as_class_counts(counts).counts, unit='pixels', source=source)
+
+
 @METRICS.register_module()
 class HeadBodyTailIoUMetric(IoUMetric):
     """mmseg's :class:`~mmseg.evaluation.IoUMetric` plus Head / Body / Tail.
@@ -108,13 +116,13 @@ class HeadBodyTailIoUMetric(IoUMetric):
         self.per_class: Optional[dict] = None
         self.class_counts: Optional[ClassCounts] = None
         if class_counts is not None:
-            self.class_counts = as_class_counts(class_counts, 'metric config')
+            self.class_counts = _pixel_counts(class_counts, 'metric config')
         elif class_counts_file is not None:
             self.class_counts = load_class_counts(class_counts_file)
 
     def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
         """Set the training pixel counts (ClassCountsHook does this)."""
-        self.class_counts = as_class_counts(counts, source)
+        self.class_counts = _pixel_counts(counts, source)
 
     def class_groups(self,
                      classes: Sequence[str],
