@@ -1,5 +1,5 @@
 """Top-1 accuracy with Many / Medium / Few shot accuracy (Decouple, paper
-Tables 1, 3, 10)."""
+Tables 1, 3, 10), and the expected calibration error overall and per group."""
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -10,6 +10,82 @@ from mmpretrain.registry import METRICS
 from ..engine.class_stats import (FEW_THR, MANY_THR, ClassCounts, ClassCountsLike, as_class_counts,
                                   count_groups, explicit_groups, load_class_counts)
 from ..engine.per_class import per_class_record, write_per_class
+
+
+def _are_probabilities(pred: torch.Tensor, atol: float = 1e-3) -> bool:
+    """Whether each row of ``pred`` (N, K) is a probability distribution."""
+    if pred.numel() == 0:
+        return False
+    return bool(pred.min() >= 0 and pred.max() <= 1
+                and ((pred.sum(dim=1) - 1).abs() <= atol).all())
+
+
+def reliability(pred: torch.Tensor,
+                target: torch.Tensor,
+                groups: Dict[str, Sequence[int]],
+                bins: int = 15) -> dict:
+    """Expected calibration error and reliability-diagram data, overall and
+    per class group.
+
+    The confidence of an image is its largest score, its prediction the
+    arg-max (the top-1 accuracy's). Bins are equal-width, ``(b / B, (b + 1)
+    / B]`` (confidence 0 falls into the first). An image belongs to the
+    group of its true class. With ``n_b`` images in bin ``b`` out of ``N``,
+    ``ECE = sum_b n_b / N |acc_b - conf_b| = sum_b |correct_b - sum conf_b|
+    / N``.
+
+    Args:
+        pred (Tensor): (N, K) probabilities.
+        target (Tensor): (N,) true class indices.
+        groups (dict): Group name -> class indices.
+        bins (int): Number of bins. Defaults to 15.
+
+    Returns:
+        dict: ``{'bins': B, 'all': entry, <group>: entry, ...}`` with
+        ``entry = {'ece': float | None, 'images': N, 'count': [B ints],
+        'confidence': [B], 'accuracy': [B]}``: ECE, mean confidence and
+        accuracy in %; a bin (or a group) with no image has None there.
+    """
+    num_classes = pred.shape[1]
+    clash = {'bins', 'all'} & set(groups)
+    if clash:
+        raise ValueError(f'group names {sorted(clash)} are reserved in the reliability data: '
+                         'rename the group')
+    conf = pred.max(dim=1).values
+    # the same arg-max as the top-1 accuracy (first maximum on ties)
+    correct = (pred.argmax(dim=1) == target).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=pred.dtype)
+    b = torch.bucketize(conf, edges[1:-1])  # boundaries[i-1] < x <= boundaries[i]
+    key = target * bins + b
+    size = num_classes * bins
+    # per (true class, bin) sums, then each group is a sum over its rows
+    count = torch.bincount(key, minlength=size).double().view(num_classes, bins)
+    conf_sum = torch.zeros(size, dtype=torch.float64).index_add_(
+        0, key, conf.double()).view(num_classes, bins)
+    corr_sum = torch.zeros(size, dtype=torch.float64).index_add_(
+        0, key, correct).view(num_classes, bins)
+
+    def entry(rows: Optional[Sequence[int]]) -> dict:
+        if rows is None:
+            n_b, c_b, a_b = count.sum(0), conf_sum.sum(0), corr_sum.sum(0)
+        else:
+            rows = torch.as_tensor(list(rows), dtype=torch.long)
+            n_b, c_b, a_b = count[rows].sum(0), conf_sum[rows].sum(0), corr_sum[rows].sum(0)
+        n = n_b.sum().item()
+        some = n_b > 0
+
+        def mean(s):
+            return [v if ok else None
+                    for v, ok in zip((100 * s / n_b.clamp(min=1)).tolist(), some.tolist())]
+
+        return dict(ece=100 * (a_b - c_b).abs().sum().item() / n if n else None,
+                    images=int(n), count=[int(v) for v in n_b.tolist()],
+                    confidence=mean(c_b), accuracy=mean(a_b))
+
+    out = dict(bins=bins, all=entry(None))
+    for name, idx in groups.items():
+        out[name] = entry(idx)
+    return out
 
 
 @METRICS.register_module()
@@ -38,8 +114,23 @@ class LongTailAccuracy(BaseMetric):
     The log names the file written; when there is neither an ``out_dir`` nor
     a log file, a warning says that no JSON was written.
 
+    Calibration: a second stage changes the confidence of the predictions
+    as well as their accuracy, so the metric also computes the expected
+    calibration error (ECE) of the top-1 prediction: the test images are
+    put into ``ece_bins`` equal-width bins ``(b / B, (b + 1) / B]`` of their
+    confidence (the largest ``pred_score``, the head's softmax probability),
+    and ``ECE = sum_b (n_b / N) |accuracy_b - confidence_b|``. It is given
+    **in %** (0 to 100), like the accuracies, as ``ece``. The per-class JSON
+    gets ``reliability``: the ECE and the reliability-diagram data (per bin:
+    test images, mean confidence, accuracy, both in %) of all test images
+    and of each group, a test image belonging to the group of its *true*
+    class (see :func:`reliability`). Scores that are not probabilities (a
+    value outside 0..1, or rows not summing to 1) have no ECE: a warning
+    says so and ``ece`` is not reported.
+
     Output keys (with the prefix): ``top1`` (``topK``), ``many``,
-    ``medium``, ``few`` (or the explicit group names).
+    ``medium``, ``few`` (or the explicit group names), ``ece`` (unless
+    ``ece_bins`` is None).
 
     Args:
         class_counts (Sequence[float], optional): Training images per class.
@@ -55,6 +146,8 @@ class LongTailAccuracy(BaseMetric):
             JSON; None writes none. Defaults to ``'per_class_accuracy.json'``.
         out_dir (str, optional): Directory of a relative ``out_file``.
             Defaults to None: the log file's directory.
+        ece_bins (int, optional): Confidence bins of the ECE and the
+            reliability diagram; None computes neither. Defaults to 15.
         collect_device (str): Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'accuracy'``.
     """
@@ -69,6 +162,7 @@ class LongTailAccuracy(BaseMetric):
                  topk: Union[int, Sequence[int]] = 1,
                  out_file: Optional[str] = 'per_class_accuracy.json',
                  out_dir: Optional[str] = None,
+                 ece_bins: Optional[int] = 15,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -77,6 +171,10 @@ class LongTailAccuracy(BaseMetric):
                              'class_counts_file, not both')
         if few_thr > many_thr:
             raise ValueError(f'few_thr ({few_thr}) must not exceed many_thr ({many_thr})')
+        if ece_bins is not None and (not isinstance(ece_bins, int) or ece_bins < 1):
+            raise ValueError(f'ece_bins must be a positive int (or None for no ECE), got '
+                             f'{ece_bins!r}')
+        self.ece_bins = ece_bins
         self.topk = (topk, ) if isinstance(topk, int) else tuple(topk)
         self.many_thr = many_thr
         self.few_thr = few_thr
@@ -151,13 +249,25 @@ class LongTailAccuracy(BaseMetric):
                 continue
             metrics[name] = acc[idx].mean().item()
 
+        extra = {}
+        if self.ece_bins is not None:
+            if _are_probabilities(pred):
+                extra['reliability'] = reliability(pred, target, groups, self.ece_bins)
+                metrics['ece'] = extra['reliability']['all']['ece']
+            else:
+                logger.warning(
+                    'LongTailAccuracy: pred_score is not a probability distribution (values '
+                    'outside 0..1 or rows not summing to 1), so there is no expected '
+                    'calibration error: give the softmax scores (mmpretrain heads do), or '
+                    'ece_bins=None to turn the ECE off')
+
         counts = self.class_counts
         self.per_class = per_class_record(
             'classification', per_class=dict(accuracy=acc.tolist()), groups=groups,
             metrics=metrics, classes=(self.dataset_meta or {}).get('classes') or None,
             train_counts=None if counts is None else counts.counts,
             count_unit=None if counts is None else counts.unit,
-            test_counts=n_test.long().tolist())
+            test_counts=n_test.long().tolist(), **extra)
         self._dump()
         return metrics
 

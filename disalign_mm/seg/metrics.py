@@ -11,9 +11,18 @@ from prettytable import PrettyTable
 
 from ..engine.class_stats import (HEAD_THR, TAIL_THR, ClassCounts, ClassCountsLike, as_class_counts,
                                   explicit_groups, load_class_counts, ratio_groups)
+from ..engine.per_class import per_class_record, write_per_class
 from .ade20k import ade20k_groups, is_ade20k_classes, is_ade20k_table
 
 GROUP_ORDER = ('head', 'body', 'tail')
+
+
+def _pixel_counts(counts: ClassCountsLike, source: str) -> ClassCounts:
+    """Counts as given, or plain numbers as *pixel* counts (the default unit
+    of :class:`ClassCounts` is images)."""
+    if isinstance(counts, ClassCounts):
+        return counts
+    return ClassCounts(as_class_counts(counts).counts, unit='pixels', source=source)
 
 
 @METRICS.register_module()
@@ -47,6 +56,22 @@ class HeadBodyTailIoUMetric(IoUMetric):
        (Its ratios are shares of *all* pixels, the 7.3 % unlabeled ones
        included; as shares of the labelled pixels 'car' would be head.)
 
+    Per-class results: after each evaluation (not with ``format_only``) the
+    per-class metrics of ``IoUMetric`` (``IoU``, ``Acc``, and ``Dice``,
+    ``Fscore``, ``Precision``, ``Recall`` when asked for; in %, unrounded,
+    null where mmseg gives NaN) are kept in :attr:`per_class` and written
+    as JSON to ``out_file``, in the per-class format of all three hosts
+    (:mod:`disalign_mm.engine.per_class`, task ``'segmentation'``, primary
+    ``'IoU'``, groups ``head`` / ``body`` / ``tail``), with the training
+    pixel counts when the metric has them (``train_counts`` is null with
+    ``groups='ade20k'`` or the built-in ADE20K groups and no counts). A
+    relative ``out_file`` goes under ``out_dir``; without ``out_dir``, under
+    the directory of the current :class:`~mmengine.logging.MMLogger`'s log
+    file (a Runner's ``log_dir``). The log names the file written; when
+    there is neither an ``out_dir`` nor a log file, a warning says that no
+    JSON was written. (``out_dir`` is not mmseg's ``output_dir``, where
+    ``format_only`` writes the predicted masks.)
+
     Args:
         groups (str | dict): ``'auto'``, ``'ade20k'`` or a dict, see above.
             Defaults to ``'auto'``.
@@ -56,6 +81,10 @@ class HeadBodyTailIoUMetric(IoUMetric):
             JSON); not together with ``class_counts``. Defaults to None.
         head_thr (float): Head: ratio above this. Defaults to 0.01.
         tail_thr (float): Tail: ratio below this. Defaults to 0.001.
+        out_file (str, optional): Where to write the per-class results
+            JSON; None writes none. Defaults to ``'per_class_iou.json'``.
+        out_dir (str, optional): Directory of a relative ``out_file``.
+            Defaults to None: the log file's directory.
         **kwargs: Arguments of :class:`~mmseg.evaluation.IoUMetric`
             (``iou_metrics`` defaults to ``['mIoU']``, ``ignore_index`` 255).
     """
@@ -66,6 +95,8 @@ class HeadBodyTailIoUMetric(IoUMetric):
                  class_counts_file: Optional[str] = None,
                  head_thr: float = HEAD_THR,
                  tail_thr: float = TAIL_THR,
+                 out_file: Optional[str] = 'per_class_iou.json',
+                 out_dir: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if isinstance(groups, str) and groups not in ('auto', 'ade20k'):
@@ -80,15 +111,18 @@ class HeadBodyTailIoUMetric(IoUMetric):
         self.groups = groups
         self.head_thr = head_thr
         self.tail_thr = tail_thr
+        self.out_file = out_file
+        self.out_dir = out_dir
+        self.per_class: Optional[dict] = None
         self.class_counts: Optional[ClassCounts] = None
         if class_counts is not None:
-            self.class_counts = as_class_counts(class_counts, 'metric config')
+            self.class_counts = _pixel_counts(class_counts, 'metric config')
         elif class_counts_file is not None:
             self.class_counts = load_class_counts(class_counts_file)
 
     def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
         """Set the training pixel counts (ClassCountsHook does this)."""
-        self.class_counts = as_class_counts(counts, source)
+        self.class_counts = _pixel_counts(counts, source)
 
     def class_groups(self,
                      classes: Sequence[str],
@@ -152,4 +186,22 @@ class HeadBodyTailIoUMetric(IoUMetric):
         logger: MMLogger = MMLogger.get_current_instance()
         print_log('Head/Body/Tail results:', logger)
         print_log('\n' + table.get_string(), logger=logger)
+        self._dump(classes, groups, per_class, metrics)
         return metrics
+
+    def _dump(self, classes: Sequence[str], groups: Dict[str, List[int]],
+              per_class: Dict[str, np.ndarray], metrics: Dict[str, float]) -> None:
+        """Keep the per-class results in :attr:`per_class` and write them."""
+        counts = self.class_counts
+        values = {k: (np.asarray(v, dtype=np.float64) * 100).tolist() for k, v in per_class.items()}
+        self.per_class = per_class_record(
+            'segmentation', per_class=values, groups=groups,
+            metrics={k: float(v) for k, v in metrics.items()}, classes=list(classes),
+            train_counts=None if counts is None else counts.counts,
+            count_unit=None if counts is None else counts.unit,
+            primary='IoU' if 'IoU' in values else None)
+        path = write_per_class(self.per_class, self.out_file, self.out_dir,
+                               'HeadBodyTailIoUMetric')
+        if path is not None:
+            # DisAlignFreezeHook adds what the calibration did to this file
+            self.per_class_file = path

@@ -151,7 +151,7 @@ def test_metric_json_goes_beside_the_log_file_by_default(tmp_path):
     _evaluate(METRICS.build(dict(type='LongTailAccuracy', class_counts=[6, 3, 1])))
     path = tmp_path / 'logs' / 'per_class_accuracy.json'
     assert json.loads(path.read_text())['train_counts'] == [6, 3, 1]
-    assert f'LongTailAccuracy: per-class accuracy written to {path}' in log.read_text()
+    assert f'LongTailAccuracy: per-class results written to {path}' in log.read_text()
 
 
 def test_metric_without_a_directory_says_so(tmp_path, monkeypatch):
@@ -162,5 +162,5 @@ def test_metric_without_a_directory_says_so(tmp_path, monkeypatch):
     handler.emit = lambda record: seen.append(record.getMessage())
     logger.addHandler(handler)
     _evaluate(METRICS.build(dict(type='LongTailAccuracy', class_counts=[6, 3, 1])))
-    assert any('per-class accuracy not written' in m and 'Set out_dir' in m for m in seen)
+    assert any('per-class results not written' in m and 'Set out_dir' in m for m in seen)
     assert not list(tmp_path.rglob('*.json'))

@@ -54,7 +54,8 @@ def test_stage1_metric_gets_groups_from_training_counts(stage1):
     assert pc['groups'] == {'many': [0, 1, 2], 'medium': [3, 4, 5, 6], 'few': [7, 8, 9]}
     assert pc['train_counts'] == TINY_COUNTS
     assert pc['test_counts'] == [6] * 10
-    assert set(pc['metrics']) == {'top1', 'many', 'medium', 'few'}
+    assert set(pc['metrics']) == {'top1', 'many', 'medium', 'few', 'ece'}
+    assert set(pc['reliability']) == {'bins', 'all', 'many', 'medium', 'few'}
 
 
 def test_stage2_trains_only_the_calibration(stage1, tmp_path):
@@ -196,7 +197,8 @@ def test_test_run_takes_the_groups_from_the_cached_counts(stage1, tmp_path):
     cfg.test_evaluator.out_file = str(tmp_path / 'test.json')
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    assert set(metrics) == {'accuracy/top1', 'accuracy/many', 'accuracy/medium', 'accuracy/few'}
+    assert set(metrics) == {'accuracy/top1', 'accuracy/many', 'accuracy/medium', 'accuracy/few',
+                            'accuracy/ece'}
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert f'from cache {osp.join(work, "class_counts.json")}' in log
     pc = json.loads((tmp_path / 'test.json').read_text())

@@ -212,6 +212,8 @@ def test_mim_search_and_run_from_the_wheel(wheel, tmp_path):
                             'imagenet-lt/top_1_accuracy'])
         ok, msg = run('disalign_mm', 'seg_pixel_counts', other_args=('--help', ))
         assert ok, msg
+        ok, msg = run('disalign_mm', 'long_tail_diagnostics', other_args=('--help', ))
+        assert ok, msg
         ''', tmp_path, '-S')
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert f'models {len(CONFIGS)}' in res.stdout
@@ -219,3 +221,5 @@ def test_mim_search_and_run_from_the_wheel(wheel, tmp_path):
     script = target / 'disalign_mm' / '.mim' / 'tools' / 'seg_pixel_counts.py'
     assert f'Use the script {script}' in res.stdout
     assert 'usage: seg_pixel_counts.py' in res.stdout
+    assert 'usage: long_tail_diagnostics.py' in res.stdout
+    assert 'Plot per-class results against training frequency' in res.stdout

@@ -1,6 +1,7 @@
 """End to end on the tiny ADE20K fixture: the shipped ADE20K configs (mmseg's
 own models, shrunk), stage 1 -> stage 2 through the real Runner, and
 ``mim train mmseg <stage-2 config>``."""
+import json
 import os
 import os.path as osp
 import re
@@ -64,6 +65,12 @@ def test_stage1_to_stage2_through_the_runner(ade_root, tmp_path, shrink):
     for key in ('mIoU', 'mAcc', 'aAcc', 'head_mIoU', 'body_mIoU', 'tail_mIoU', 'head_mAcc',
                 'body_mAcc', 'tail_mAcc'):
         assert key in metrics
+    # the metric's per-class JSON, with DisAlignFreezeHook's report of that val run
+    with open(osp.join(runner.log_dir, 'per_class_iou.json')) as f:
+        pc = json.load(f)
+    assert pc['task'] == 'segmentation' and len(pc['per_class']['IoU']) == 150
+    assert pc['metrics']['mIoU'] == pytest.approx(float(metrics['mIoU']))
+    assert pc['disalign']['inputs'] > 0
 
 
 def _fmt(v):

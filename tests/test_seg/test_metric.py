@@ -103,6 +103,86 @@ def test_counts_file_must_match_the_dataset(tmp_path):
         run(metric, CLASSES, GT, PRED, tmp_path)
 
 
+# per class (%), from GT / PRED above (255 ignored)
+IOU = [400 / 9, 200 / 3, 50.0, 200 / 3, 50.0, 0.0]
+ACC = [80.0, 80.0, 50.0, 100.0, 50.0, 0.0]
+
+
+def test_per_class_results_are_written(tmp_path):
+    path = counts_file(tmp_path, [600, 300, 50, 30, 15, 5])
+    metric = HeadBodyTailIoUMetric(class_counts_file=path, head_thr=0.1, tail_thr=0.02,
+                                   iou_metrics=['mIoU', 'mDice'], out_dir=str(tmp_path / 'out'))
+    out, log = run(metric, CLASSES, GT, PRED, tmp_path)
+    written = tmp_path / 'out' / 'per_class_iou.json'
+    assert metric.per_class_file == str(written)
+    assert f'per-class results written to {written}' in log
+    rec = json.loads(written.read_text())
+    assert rec == metric.per_class
+    assert (rec['format'], rec['task'], rec['primary']) == (
+        'disalign_mm/per-class@1', 'segmentation', 'IoU')
+    assert rec['classes'] == list(CLASSES)
+    assert rec['train_counts'] == [600, 300, 50, 30, 15, 5] and rec['count_unit'] == 'pixels'
+    assert rec['groups'] == {'head': [0, 1], 'body': [2, 3], 'tail': [4, 5]}
+    assert set(rec['per_class']) == {'IoU', 'Acc', 'Dice'}
+    assert rec['per_class']['IoU'] == pytest.approx(IOU)
+    assert rec['per_class']['Acc'] == pytest.approx(ACC)
+    # Dice = 2 |A n B| / (|A| + |B|)
+    assert rec['per_class']['Dice'][0] == pytest.approx(100 * 2 * 4 / (5 + 8))
+    # the returned metrics, unchanged, are in the record too
+    assert rec['metrics']['mIoU'] == pytest.approx(float(out['mIoU']))
+    assert rec['metrics']['tail_mIoU'] == pytest.approx(25.0)
+    assert set(rec['metrics']) == set(out)
+
+
+def test_per_class_default_file_beside_the_log_and_nan_as_null(tmp_path):
+    classes = ADE20KDataset.METAINFO['classes']
+    metric = HeadBodyTailIoUMetric(groups='ade20k')
+    out, _ = run(metric, classes, [0, 0, 149, 149], [0, 0, 0, 149], tmp_path, chunks=1)
+    rec = json.loads((tmp_path / 'per_class_iou.json').read_text())
+    assert rec['train_counts'] is None and rec['count_unit'] is None
+    assert len(rec['per_class']['IoU']) == 150
+    assert rec['per_class']['IoU'][0] == pytest.approx(200 / 3)
+    assert rec['per_class']['IoU'][149] == pytest.approx(50.0)
+    # classes absent from prediction and ground truth: NaN in mmseg, null here
+    assert rec['per_class']['IoU'][1] is None and rec['per_class']['Acc'][1] is None
+    assert rec['metrics']['body_mIoU'] is None and math.isnan(out['body_mIoU'])
+    assert [len(rec['groups'][g]) for g in ('head', 'body', 'tail')] == [20, 55, 75]
+
+
+def test_per_class_file_can_be_turned_off_and_format_only_writes_none(tmp_path):
+    metric = HeadBodyTailIoUMetric(groups=dict(head=[0, 1], body=[2, 3], tail=[4, 5]),
+                                   out_file=None)
+    run(metric, CLASSES, GT, PRED, tmp_path)
+    assert metric.per_class['per_class']['IoU'] == pytest.approx(IOU)
+    assert not hasattr(metric, 'per_class_file')
+    assert not list(tmp_path.glob('*.json'))
+    metric = HeadBodyTailIoUMetric(groups=dict(head=[0, 1], body=[2, 3], tail=[4, 5]),
+                                   format_only=True, output_dir=str(tmp_path / 'masks'),
+                                   out_dir=str(tmp_path))
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, [dict(pred_sem_seg=dict(data=torch.tensor(PRED).view(1, 1, -1)),
+                             img_path=str(tmp_path / 'img0.jpg'))])
+    assert metric.evaluate(1) == {}
+    assert metric.per_class is None and not (tmp_path / 'per_class_iou.json').exists()
+    assert (tmp_path / 'masks' / 'img0.png').exists()
+
+
+def test_freeze_hook_report_goes_into_the_seg_file(tmp_path):
+    """DisAlignFreezeHook adds its calibration report to the file the metric wrote."""
+    from types import SimpleNamespace
+
+    from disalign_mm.engine.hooks import DisAlignFreezeHook
+    metric = HeadBodyTailIoUMetric(groups=dict(head=[0, 1], body=[2, 3], tail=[4, 5]),
+                                   out_dir=str(tmp_path))
+    run(metric, CLASSES, GT, PRED, tmp_path)
+    runner = SimpleNamespace(rank=0, test_loop=SimpleNamespace(
+        evaluator=SimpleNamespace(metrics=[metric])))
+    DisAlignFreezeHook._add_to_per_class_files(runner, 'test', dict(changed=0.25))
+    rec = json.loads((tmp_path / 'per_class_iou.json').read_text())
+    assert rec['disalign'] == dict(changed=0.25)
+    assert rec['per_class']['IoU'] == pytest.approx(IOU)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='groups'):
         HeadBodyTailIoUMetric(groups='cityscapes')
