@@ -26,49 +26,16 @@ import subprocess
 import sys
 import time
 
+from disalign_mm.bench.fmnist_lt import FASHION_MNIST_ROOT, ensure_fashion_mnist
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'fashion_mnist_lt')
 STAGE1 = osp.join(CFG_DIR, 'resnet-s_1xb128-coslr-8e_fmnist-lt.py')
 STAGE2 = osp.join(CFG_DIR, 'disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
-DEBIAN_ROOT = '/usr/share/datasets/fashion-mnist'
-DEBIAN_PKG = 'dataset-fashion-mnist'
-FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
-         't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
 
 
 def log(msg: str) -> None:
     print(f'[demo] {msg}', flush=True)
-
-
-def data_present(root: str) -> bool:
-    return all(osp.isfile(osp.join(root, f)) for f in FILES)
-
-
-def ensure_data(root: str) -> None:
-    """Install the Debian package when the files are missing and we can."""
-    if data_present(root):
-        log(f'Fashion-MNIST found in {root}')
-        return
-    howto = (f'Fashion-MNIST is missing from {root}. Install it with:\n'
-             f'    sudo apt-get update && sudo apt-get install -y {DEBIAN_PKG}\n'
-             f'(or put {", ".join(FILES)} in a directory and pass '
-             '--cfg-options train_dataloader.dataset.data_root=DIR '
-             'val_dataloader.dataset.data_root=DIR test_dataloader.dataset.data_root=DIR)')
-    if root != DEBIAN_ROOT:
-        sys.exit(f'[demo] error: {howto}')
-    apt = shutil.which('apt-get')
-    if apt is None or os.geteuid() != 0:
-        why = 'apt-get is not available' if apt is None else 'not running as root'
-        sys.exit(f'[demo] error ({why}, so the demo cannot install it): {howto}')
-    log(f'installing the Debian package {DEBIAN_PKG} (apt-get update && install)')
-    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-    for cmd in ([apt, 'update'], [apt, 'install', '-y', DEBIAN_PKG]):
-        log(' '.join(cmd))
-        if subprocess.call(cmd, env=env) != 0:
-            sys.exit(f'[demo] error: `{" ".join(cmd)}` failed. {howto}')
-    if not data_present(root):
-        sys.exit(f'[demo] error: {DEBIAN_PKG} is installed but {root} lacks the '
-                 f'files. {howto}')
 
 
 def mim_train(config: str, work_dir: str, options) -> float:
@@ -145,11 +112,14 @@ def main() -> None:
     os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(args.threads)
     t_start = time.time()
 
-    data_root = DEBIAN_ROOT
+    data_root = FASHION_MNIST_ROOT
     for opt in args.cfg_options:
         if opt.startswith('train_dataloader.dataset.data_root='):
             data_root = opt.split('=', 1)[1]
-    ensure_data(data_root)
+    try:
+        ensure_fashion_mnist(data_root, log)
+    except RuntimeError as e:
+        sys.exit(f'[demo] error: {e}')
 
     work = osp.abspath(args.work_dir)
     w1, w2 = osp.join(work, 'stage1'), osp.join(work, 'stage2')

@@ -105,8 +105,8 @@ def load_stage1_model(cfg, checkpoint: str, config_name: str = 'the config',
     if not (callable(getattr(model, 'extract_feat', None)) and head is not None
             and callable(getattr(head, 'pre_logits', None))):
         raise ValueError(f'{type(model).__name__} of {config_name} is not an mmpretrain '
-                        'classifier with extract_feat() and a head with pre_logits() '
-                        '(ImageClassifier): the second stages read the classifier\'s input')
+                         'classifier with extract_feat() and a head with pre_logits() '
+                         "(ImageClassifier): the second stages read the classifier's input")
     state = _state_dict(_load_checkpoint(checkpoint, map_location='cpu'))
     unused = check_checkpoint_fits(model, state, checkpoint, config_name)
     if unused:
@@ -208,8 +208,8 @@ class FeatureCache:
         for split, entry in self.manifest['splits'].items():
             parts = [torch.load(self._file(s), map_location='cpu', weights_only=True)
                      for s in entry['shards']]
-            out[split] = {k: torch.cat([p[k] for p in parts]) for k in ('feats', 'logits',
-                                                                          'labels')}
+            out[split] = {k: torch.cat([p[k] for p in parts])
+                          for k in ('feats', 'logits', 'labels')}
         head = torch.load(self._file('head.pth'), map_location='cpu', weights_only=True)
         out['head_state'] = head['state']
         out['meta'] = self.manifest['meta']

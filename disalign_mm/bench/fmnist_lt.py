@@ -6,13 +6,22 @@ balanced-data bound, the rows and tables of its report.
 Everything data-set specific lives here; the second stages, their configs,
 grids and the selection are the tool's (``tools/select_second_stage.py``).
 """
-from typing import Dict, List, Sequence
+import os
+import os.path as osp
+import shutil
+import subprocess
+from typing import Callable, Dict, List, Sequence
 
 from .configs import config_path
 from .methods import GROUPS as METHOD_GROUPS
 from .methods import LR_GRID, METHODS, Method, train_dataset
 
 TRAIN_IMAGES_PER_CLASS = 6000
+#: where Debian's dataset-fashion-mnist puts the files (the configs' data_root)
+FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
+DEBIAN_PKG = 'dataset-fashion-mnist'
+FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+         't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
 STAGE1 = config_path('fmnist_stage1')
 #: the schedule of the shipped stage-2 configs (disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py)
 STAGE2_EPOCHS = 6
@@ -68,3 +77,40 @@ def intro(meta: dict) -> str:
         f'Groups by training images: Many > {meta["many_thr"]:g}, Few < {meta["few_thr"]:g}. '
         'Hyper-parameters chosen on the validation split '
         f'({meta["val_per_class"]} held-out training images per class); chosen values per seed.')
+
+
+def ensure_fashion_mnist(root: str = FASHION_MNIST_ROOT,
+                         log: Callable[[str], None] = print) -> None:
+    """Make sure the Fashion-MNIST files are in ``root``: install Debian's
+    ``dataset-fashion-mnist`` with apt-get when they are missing from its
+    folder and this runs as root.
+
+    Raises:
+        RuntimeError: The files are missing and cannot be installed here (the
+            message says how to install them or where to point the configs).
+    """
+    def present() -> bool:
+        return all(osp.isfile(osp.join(root, f)) for f in FILES)
+
+    if present():
+        log(f'Fashion-MNIST found in {root}')
+        return
+    howto = (f'Fashion-MNIST is missing from {root}. Install it with:\n'
+             f'    sudo apt-get update && sudo apt-get install -y {DEBIAN_PKG}\n'
+             f'(or put {", ".join(FILES)} in a directory and pass '
+             '--cfg-options train_dataloader.dataset.data_root=DIR '
+             'val_dataloader.dataset.data_root=DIR test_dataloader.dataset.data_root=DIR)')
+    if root != FASHION_MNIST_ROOT:
+        raise RuntimeError(howto)
+    apt = shutil.which('apt-get')
+    if apt is None or os.geteuid() != 0:
+        why = 'apt-get is not available' if apt is None else 'not running as root'
+        raise RuntimeError(f'({why}, so it cannot be installed here) {howto}')
+    log(f'installing the Debian package {DEBIAN_PKG} (apt-get update && install)')
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    for cmd in ([apt, 'update'], [apt, 'install', '-y', DEBIAN_PKG]):
+        log(' '.join(cmd))
+        if subprocess.call(cmd, env=env) != 0:
+            raise RuntimeError(f'`{" ".join(cmd)}` failed. {howto}')
+    if not present():
+        raise RuntimeError(f'{DEBIAN_PKG} is installed but {root} lacks the files. {howto}')

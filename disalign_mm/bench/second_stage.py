@@ -37,9 +37,9 @@ import torch
 
 from .configs import load_config
 from .features import cached_features, file_sha256
-from .methods import (ABLATIONS, GROUPS, HYPER_PARAMETERS, METHODS, PEERS, Method, Schedule,
-                      leaf_dataset, merge, method_by_key, stage2_changes, supports,
-                      train_dataset, write_stage2_config)
+from .methods import (ABLATIONS, HYPER_PARAMETERS, METHODS, PEERS, Method, Schedule, leaf_dataset,
+                      merge, method_by_key, stage2_changes, supports, train_dataset,
+                      write_stage2_config)
 from .report import format_hp
 from .selection import counts_of, run_methods
 from .splits import held_out_split

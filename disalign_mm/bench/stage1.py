@@ -115,8 +115,8 @@ def train_stage1(config: str,
         if osp.exists(stamp_file):
             os.remove(stamp_file)
         opts = [f'{k}={v}' for k, v in run.options.items()]
-        cmd = [mim, 'train', 'mmpretrain', config, '--work-dir', run.work_dir,
-               '--cfg-options'] + opts
+        cmd = [mim, 'train', 'mmpretrain', config, '--work-dir', run.work_dir]
+        cmd += ['--cfg-options'] + opts if opts else []
         logf = open(run.log_file, 'w')
         log(f'{run.name}: stage 1 started, log {run.log_file}\n    $ {" ".join(cmd)}')
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=logf, stderr=subprocess.STDOUT)

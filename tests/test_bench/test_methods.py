@@ -8,8 +8,7 @@ import pytest
 from disalign_mm.bench import fmnist_lt
 from disalign_mm.bench.configs import config_path, load_config
 from disalign_mm.bench.methods import (METHODS, Schedule, config_text, method_by_key,
-                                       stage2_changes, supports, trial_config,
-                                       write_stage2_config)
+                                       stage2_changes, supports, trial_config, write_stage2_config)
 
 #: what a Runner reads of a config
 RUNNER_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',

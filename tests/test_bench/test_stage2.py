@@ -5,7 +5,6 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from disalign_mm.bench import fmnist_lt
 from disalign_mm.bench.features import cached_features
 from disalign_mm.bench.methods import (Schedule, method_by_key, stage2_changes, train_dataset,
                                        trial_config, write_stage2_config)

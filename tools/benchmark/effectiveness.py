@@ -124,6 +124,14 @@ def main(argv=None) -> dict:
     def seed_dir(seed: int) -> str:
         return osp.join(args.work_dir, f'seed{seed}')
 
+    data_root = fmnist_lt.FASHION_MNIST_ROOT
+    for item in args.cfg_options:
+        if item.startswith('train_dataloader.dataset.data_root='):
+            data_root = item.split('=', 1)[1]
+    try:
+        fmnist_lt.ensure_fashion_mnist(data_root, log)
+    except RuntimeError as e:
+        fail(str(e))
     stage1_runs = [Stage1Run(f'seed {s}', osp.join(seed_dir(s), 'stage1'), options(s))
                    for s in args.seeds]
     try:

@@ -179,8 +179,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.work_dir, exist_ok=True)
-    import disalign_mm.cls  # noqa: F401  (registers the plugin)
     from mmengine.registry import init_default_scope
+
+    import disalign_mm.cls  # noqa: F401  (registers the plugin)
     init_default_scope('mmpretrain')
     res = dict(threads=args.threads)
     if not args.skip_fmnist:
