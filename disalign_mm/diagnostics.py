@@ -41,15 +41,20 @@ _COLORS = ('tab:blue', 'tab:orange')
 _GROUP_COLORS = ('tab:green', 'tab:olive', 'tab:purple', 'tab:cyan', 'tab:brown', 'tab:pink')
 
 
-def _pyplot():
+def pyplot(what: str = 'the long-tail diagnostics figures'):
+    """matplotlib's pyplot on the Agg backend (no display needed); an
+    ImportError naming ``what`` and the requirements file when it is missing."""
     try:
         import matplotlib
     except ImportError as e:
-        raise ImportError('the long-tail diagnostics figures need matplotlib: '
+        raise ImportError(f'{what} need matplotlib: '
                           'pip install -r requirements/optional.txt') from e
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
+
+
+_pyplot = pyplot
 
 
 def default_labels(paths: Sequence[str]) -> List[str]:

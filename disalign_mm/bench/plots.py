@@ -20,14 +20,8 @@ PER_CLASS_METHODS = (('stage1', 'stage 1'), ('crt', 'cRT'), ('disalign', 'DisAli
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise ImportError('the benchmark plots need matplotlib: '
-                          'pip install -r requirements/optional.txt') from e
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
+    from ..diagnostics import pyplot
+    return pyplot('the benchmark plots')
 
 
 def _save(plt, fig, path: str) -> str:

@@ -31,7 +31,7 @@ values of -1 left out), with two corrections:
 """
 import math
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmdet.evaluation.metrics import CocoMetric, LVISMetric
@@ -213,7 +213,37 @@ class _PerCategoryAP:
             counts.check(len(classes), classes, what='the evaluated data set')
         return counts
 
-    def _write(self, record: dict) -> None:
+    def _collect(self, evals: list, read) -> Tuple[dict, dict]:
+        """Per-category AP of each iou type the recorded evaluators computed
+        (``read(params) -> (use_cats, iou_type, ap settings)`` reads the
+        evaluator's parameters), and the AP settings; a warning for the
+        requested iou types that were not evaluated."""
+        per_class, settings = {}, {}
+        for e in evals:
+            use_cats, iou_type, prm = read(e.params)
+            if not use_cats or iou_type not in self.metrics or not e.eval:
+                continue  # proposals (class-agnostic), or not evaluated
+            per_class[iou_type] = self._per_category(e)
+            settings = prm
+        missing = [m for m in self.metrics if m in _IOU_TYPES and m not in per_class]
+        if missing:
+            MMLogger.get_current_instance().warning(
+                f'{self._who}: no per-category AP for {missing}: mmdet evaluated no such '
+                'results (empty predictions, see its message above)')
+        return per_class, settings
+
+    def _write(self, per_class: dict, groups: dict, metrics: dict, names: list, counts,
+               test_counts: list, grouping: str, settings: dict) -> None:
+        """The per-class record of the detection metrics, kept as
+        ``self.per_class`` and written to ``out_file``."""
+        record = per_class_record(
+            'detection', per_class={f'{k}_AP': _percent(v) for k, v in per_class.items()},
+            groups=groups, metrics=metrics, classes=names,
+            train_counts=None if counts is None else counts.counts,
+            count_unit=None if counts is None else counts.unit,
+            primary='bbox_AP' if 'bbox' in per_class else 'segm_AP',
+            test_counts=test_counts, grouping=grouping, ap=settings,
+            count_source=None if counts is None else counts.source)
         self.per_class = record
         path = write_per_class(record, self.out_file, self.out_dir, self._who)
         if path is not None:
@@ -362,22 +392,12 @@ class LongTailCocoMetric(_PerCategoryAP, CocoMetric):
         groups = self.class_groups(classes)
         with _recording(_coco_metric_module, ('COCOeval', 'COCOevalMP')) as evals:
             metrics = super().compute_metrics(results)
-        per_class = {}
-        params = {}
-        for e in evals:
-            p = e.params
-            if not p.useCats or p.iouType not in self.metrics or not e.eval:
-                continue  # proposals (class-agnostic), or not evaluated
-            per_class[p.iouType] = self._per_category(e)
-            params = dict(iou_thrs=[round(float(t), 4) for t in p.iouThrs], area='all',
-                          max_dets=COCO_MAX_DETS)
-        logger = MMLogger.get_current_instance()
-        missing = [m for m in self.metrics if m in _IOU_TYPES and m not in per_class]
-        if missing:
-            logger.warning(f'{self._who}: no per-category AP for {missing}: mmdet evaluated '
-                           'no such results (empty predictions, see its message above)')
+        per_class, settings = self._collect(evals, lambda p: (
+            p.useCats, p.iouType, dict(iou_thrs=[round(float(t), 4) for t in p.iouThrs],
+                                       area='all', max_dets=COCO_MAX_DETS)))
         if not per_class:
             return metrics
+        logger = MMLogger.get_current_instance()
         cat_ids = list(self.cat_ids)
         names = self._label_names(self._coco_api, cat_ids)
         if len(names) != len(classes):
@@ -402,14 +422,7 @@ class LongTailCocoMetric(_PerCategoryAP, CocoMetric):
         grouping = ('explicit groups' if self.groups is not None else
                     f'training {self.count_unit} per category: rare <= {self.rare_thr:g} < '
                     f'common <= {self.frequent_thr:g} < frequent')
-        self._write(per_class_record(
-            'detection', per_class={f'{k}_AP': _percent(v) for k, v in per_class.items()},
-            groups=groups, metrics=metrics, classes=names,
-            train_counts=None if counts is None else counts.counts,
-            count_unit=None if counts is None else counts.unit,
-            primary='bbox_AP' if 'bbox' in per_class else 'segm_AP',
-            test_counts=test_counts, grouping=grouping, ap=params,
-            count_source=None if counts is None else counts.source))
+        self._write(per_class, groups, metrics, names, counts, test_counts, grouping, settings)
         return metrics
 
     def _per_category(self, coco_eval) -> List[float]:
@@ -494,22 +507,12 @@ class LongTailLVISMetric(_PerCategoryAP, LVISMetric):
             return super().compute_metrics(results)
         with _recording(_lvis_metric_module, ('LVISEval', )) as evals:
             metrics = super().compute_metrics(results)
-        per_class = {}
-        params = {}
-        for e in evals:
-            p = e.params
-            if not p.use_cats or p.iou_type not in self.metrics or not e.eval:
-                continue
-            per_class[p.iou_type] = self._per_category(e)
-            params = dict(iou_thrs=[round(float(t), 4) for t in p.iou_thrs], area='all',
-                          max_dets=int(p.max_dets))
-        logger = MMLogger.get_current_instance()
-        missing = [m for m in self.metrics if m in _IOU_TYPES and m not in per_class]
-        if missing:
-            logger.warning(f'{self._who}: no per-category AP for {missing}: mmdet evaluated '
-                           'no such results (empty predictions, see its message above)')
+        per_class, settings = self._collect(evals, lambda p: (
+            p.use_cats, p.iou_type, dict(iou_thrs=[round(float(t), 4) for t in p.iou_thrs],
+                                         area='all', max_dets=int(p.max_dets))))
         if not per_class:
             return metrics
+        logger = MMLogger.get_current_instance()
         api = self._lvis_api
         cat_ids = list(self.cat_ids)
         names = self._label_names(api, cat_ids)
@@ -522,15 +525,10 @@ class LongTailLVISMetric(_PerCategoryAP, LVISMetric):
                         "no train_counts: add dict(type='ClassCountsHook', source=dict("
                         "type='lvis', count='image_count')) to custom_hooks, or give "
                         'class_counts_file')
-        self._write(per_class_record(
-            'detection', per_class={f'{k}_AP': _percent(v) for k, v in per_class.items()},
-            groups=groups, metrics=metrics, classes=names,
-            train_counts=None if counts is None else counts.counts,
-            count_unit=None if counts is None else counts.unit,
-            primary='bbox_AP' if 'bbox' in per_class else 'segm_AP',
-            test_counts=self._test_counts(api, self.img_ids, cat_ids),
-            grouping="LVIS 'frequency' of each category (r: rare, c: common, f: frequent)",
-            ap=params, count_source=None if counts is None else counts.source))
+        self._write(per_class, groups, metrics, names, counts,
+                    self._test_counts(api, self.img_ids, cat_ids),
+                    "LVIS 'frequency' of each category (r: rare, c: common, f: frequent)",
+                    settings)
         return metrics
 
     def _per_category(self, lvis_eval) -> List[float]:
