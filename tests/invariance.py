@@ -6,25 +6,22 @@ from typing import Callable, Dict, List
 
 import torch
 
-from disalign_mm.core import DisAlignCalibration, input_calibrations
-from disalign_mm.core.stats import collect_feature_moments
+from disalign_mm.core import DisAlignCalibration
 from disalign_mm.engine import freeze_stage2
+from disalign_mm.engine.feature_stats import fix_feature_stats
 
 SCALES = (0.01, 1.0, 100.0)
 
 
 def train_stage2(model: torch.nn.Module, train_batches: List, loss_fn: Callable,
                  steps: int = 30, lr: float = 0.1) -> Dict[str, torch.Tensor]:
-    """What a stage-2 run does, on a bare model: freeze, fix the feature
-    statistics from the training batches, then SGD on the calibration.
+    """What a stage-2 run does, on a bare model: freeze, fix the feature and
+    logit statistics from the training batches, then SGD on the calibration.
 
     Returns the sigma of every input seen in the last step (for the
     saturation check)."""
     frozen = freeze_stage2(model)
-    moments = collect_feature_moments(model, train_batches, loss_fn)
-    for name, cal in input_calibrations(model).items():
-        mean, std, _ = moments[name].finalize()
-        cal.set_feature_stats(mean, std, moments[name].count)
+    fix_feature_stats(model, train_batches, loss_fn)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
     for _ in range(steps):
