@@ -4,15 +4,12 @@ blow-up or a stall (issue: the magnitude's SGD step moves the logits by about
 ``lr * |z|^2``; 100x the usual logits made stage 2 diverge)."""
 import os.path as osp
 
-import pytest
 import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import disalign_mm.cls  # noqa: F401
 from tests.invariance import check_lr_robustness, train_with_recipe
-
-pytestmark = pytest.mark.slow  # trains five stage-2 heads of 600 iterations
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
@@ -74,5 +71,5 @@ def _run(scale, condition=True):
     return acc, stage1, losses
 
 
-def test_the_shipped_recipe_trains_at_any_logit_scale():
+def test_the_shipped_recipe_trains_at_any_logit_scale(one_thread):
     check_lr_robustness(_run, max_spread=8.0, min_gain=2.5, max_loss_ratio=0.7)

@@ -251,14 +251,14 @@ def _first_steps(scale, condition, steps=40):
 
 
 @pytest.mark.parametrize('scale', [0.1, 1.0, 10.0, 100.0])
-def test_first_steps_of_the_recipe_lower_the_loss_at_any_logit_scale(scale):
+def test_first_steps_of_the_recipe_lower_the_loss_at_any_logit_scale(scale, one_thread):
     losses = _first_steps(scale, condition=True)
     assert all(math.isfinite(v) for v in losses)
     assert max(losses[1:]) <= losses[0], (losses[0], max(losses))  # never climbs
     assert losses[-1] < 0.9 * losses[0], (losses[0], losses[-1])  # does not stall
 
 
-def test_first_steps_control_the_plain_gradient_climbs_at_100x():
+def test_first_steps_control_the_plain_gradient_climbs_at_100x(one_thread):
     # the same check fails without the conditioning: the loss climbs to 15x its start
     losses = _first_steps(100.0, condition=False)
     assert max(losses[1:]) > 2 * losses[0], (losses[0], max(losses))
