@@ -52,13 +52,14 @@ class DisAlignCalibration(nn.Module):
     on ``alpha`` moves the logits by about ``lr * |z|^2``, while a step on
     ``beta`` moves them by about ``lr`` whatever the scale (cross entropy's
     curvature in the logits does not depend on it either). Logits ten times
-    larger than usual make the recipes' learning rate a hundred times too
-    large for ``alpha`` (the loss climbs, stage 2 diverges); ten times smaller,
-    a hundred times too small (``alpha`` stalls). With ``condition_magnitude``
+    larger make the recipes' step on ``alpha`` a hundred times larger (large
+    enough and the loss climbs: stage 2 diverges); ten times smaller, a
+    hundred times smaller (``alpha`` stalls). With ``condition_magnitude``
     the gradient that reaches ``alpha_j`` is divided by ``r_j^2``, where
     ``r_j`` is the root mean square of the stage-1 logit ``z_j`` over the
     training data (buffer ``logit_rms``, fixed once by :meth:`set_logit_stats`
-    when stage 2 starts, saved in the checkpoint). For SGD (momentum and
+    when stage 2 starts, saved in the checkpoint; ``alpha.grad`` holds the
+    divided gradient). For SGD (momentum and
     weight decay included) this is exactly SGD on the reparametrisation
     ``alpha_j = a_j / r_j``: each step moves the logits by about ``lr``, as
     ``beta``'s do, whatever the logit scale. The forward pass is untouched
