@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 
 @pytest.fixture(scope='session')
@@ -7,3 +8,13 @@ def wheel(tmp_path_factory):
     working tree (tests/build_utils.py)."""
     from tests.build_utils import build_wheel
     return build_wheel(tmp_path_factory.mktemp('src'), tmp_path_factory.mktemp('dist'))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: on tiny tensors a second thread only
+    adds synchronisation (5x slower on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

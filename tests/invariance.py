@@ -1,30 +1,34 @@
-"""The scale-invariance check of the standardised confidence, shared by the
-host tests: a stage-1 model whose features are rescaled by ``c`` (and its
-classifier by ``1/c``, so its logits do not change) must give the same
-stage-2 model for every ``c``."""
+"""The scale checks of stage 2, shared by the host tests.
+
+* Invariance of the standardised confidence: a stage-1 model whose features
+  are rescaled by ``c`` (and its classifier by ``1/c``, so its logits do not
+  change) must give the same stage-2 model for every ``c``.
+* Learning-rate robustness of the conditioned magnitude: a stage-1 model
+  whose logits are rescaled by ``c`` (its classifier by ``c``: the same
+  stage-1 decisions) must train with the shipped recipe without a loss
+  blow-up or a stall.
+"""
+import math
 from typing import Callable, Dict, List
 
 import torch
 
-from disalign_mm.core import DisAlignCalibration, input_calibrations
-from disalign_mm.core.stats import collect_feature_moments
+from disalign_mm.core import DisAlignCalibration
 from disalign_mm.engine import freeze_stage2
+from disalign_mm.engine.feature_stats import fix_feature_stats
 
 SCALES = (0.01, 1.0, 100.0)
 
 
 def train_stage2(model: torch.nn.Module, train_batches: List, loss_fn: Callable,
                  steps: int = 30, lr: float = 0.1) -> Dict[str, torch.Tensor]:
-    """What a stage-2 run does, on a bare model: freeze, fix the feature
-    statistics from the training batches, then SGD on the calibration.
+    """What a stage-2 run does, on a bare model: freeze, fix the feature and
+    logit statistics from the training batches, then SGD on the calibration.
 
     Returns the sigma of every input seen in the last step (for the
     saturation check)."""
     frozen = freeze_stage2(model)
-    moments = collect_feature_moments(model, train_batches, loss_fn)
-    for name, cal in input_calibrations(model).items():
-        mean, std, _ = moments[name].finalize()
-        cal.set_feature_stats(mean, std, moments[name].count)
+    fix_feature_stats(model, train_batches, loss_fn)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
     for _ in range(steps):
@@ -75,3 +79,80 @@ def check_invariance(run: Callable) -> None:
     raw = {c: run(c, False) for c in SCALES}
     saturated = float(((raw[100.0][2] < 0.02) | (raw[100.0][2] > 0.98)).float().mean())
     assert agreement({c: r[0] for c, r in raw.items()}) < 0.99 or saturated > 0.95, saturated
+
+
+def train_with_recipe(model: torch.nn.Module, train_batches: List, loss_fn: Callable,
+                      optimizer: dict, epochs: int) -> List[float]:
+    """:func:`train_stage2` with a config's optimizer (``dict(type='SGD',
+    lr=..., momentum=..., weight_decay=...)``) and the shipped classification
+    schedule: cosine from ``lr`` to 0 over every iteration
+    (``CosineAnnealingLR`` with ``convert_to_iter_based``).
+
+    Returns:
+        list[float]: the mean loss over ``train_batches`` before training
+        and after every epoch.
+    """
+    optimizer = dict(optimizer)
+    opt_type = getattr(torch.optim, optimizer.pop('type'))
+    frozen = freeze_stage2(model)
+    fix_feature_stats(model, train_batches, loss_fn)
+    opt = opt_type([p for p in model.parameters() if p.requires_grad], **optimizer)
+    total, it = epochs * len(train_batches), 0
+
+    def train_loss():
+        model.eval()
+        with torch.no_grad():
+            return sum(float(loss_fn(b)) for b in train_batches) / len(train_batches)
+
+    losses = [train_loss()]
+    for _ in range(epochs):
+        model.train()
+        for batch in train_batches:
+            frozen.set_eval()
+            opt.zero_grad()
+            loss_fn(batch).backward()
+            opt.step()
+            it += 1
+            for group in opt.param_groups:
+                group['lr'] = 0.5 * optimizer['lr'] * (1 + math.cos(math.pi * it / total))
+        losses.append(train_loss())
+    model.eval()
+    return losses
+
+
+#: the logit scales of the learning-rate check: 0.1x to 100x the stage-1 model
+LOGIT_SCALES = (0.1, 1.0, 10.0, 100.0)
+
+
+def check_lr_robustness(run: Callable, max_spread: float, min_gain: float,
+                        max_loss_ratio: float) -> None:
+    """``run(scale, condition)`` -> ``(accuracy, stage1_accuracy, losses)``
+    (``losses`` as :func:`train_with_recipe` returns them).
+
+    Conditioned, for every scale in :data:`LOGIT_SCALES`: the training loss
+    never rises above its start, ends below ``max_loss_ratio`` times it (no
+    stall), and the accuracy beats stage 1 by ``min_gain`` points; for the
+    scales up to 10, the accuracies are within ``max_spread`` points of one
+    another. Each failure names the scale and the numbers. The control, the
+    unconditioned magnitude (the paper's gradient), must fail that check (so
+    it is not passing by construction)."""
+    assert _robustness_failures(run, True, max_spread, min_gain, max_loss_ratio) == []
+    assert _robustness_failures(run, False, max_spread, min_gain, max_loss_ratio) != []
+
+
+def _robustness_failures(run, condition, max_spread, min_gain, max_loss_ratio) -> List[str]:
+    failures, acc = [], {}
+    # the control only needs the scale where the plain gradient is known to fail
+    for c in (LOGIT_SCALES if condition else LOGIT_SCALES[-1:]):
+        acc[c], stage1, losses = run(c, condition)
+        start = losses[0]
+        if max(losses[1:]) > start:
+            failures.append(f'c={c}: the loss rose from {start:.4g} to {max(losses):.4g}')
+        if losses[-1] > max_loss_ratio * start:
+            failures.append(f'c={c}: the loss only fell from {start:.4g} to {losses[-1]:.4g}')
+        if acc[c] < stage1 + min_gain:
+            failures.append(f'c={c}: accuracy {acc[c]:.1f} %, stage 1 {stage1:.1f} %')
+    usual = [a for c, a in acc.items() if c <= 10]
+    if usual and max(usual) - min(usual) > max_spread:
+        failures.append(f'accuracies {acc} differ by more than {max_spread} points')
+    return failures

@@ -5,11 +5,13 @@ from .grw import Counts, grw_cross_entropy, grw_weights
 from .layers import CalibratedConv2d, CalibratedCosineLinear, CalibratedLinear, calibrate
 from .monitor import CalibrationMonitor
 from .posthoc import class_log_prior, logit_adjust, tau_normalize
-from .stats import FeatureMoments, collect_feature_moments, input_calibrations
+from .stats import (CalibrationMoments, FeatureMoments, collect_feature_moments, collect_moments,
+                    input_calibrations, stats_calibrations)
 
 __all__ = [
     'CONFIDENCE_MODES', 'DisAlignCalibration', 'CosineLinear', 'CalibratedLinear',
     'CalibratedCosineLinear', 'CalibratedConv2d', 'calibrate', 'Counts',
     'grw_cross_entropy', 'grw_weights', 'tau_normalize', 'logit_adjust', 'class_log_prior',
-    'FeatureMoments', 'collect_feature_moments', 'input_calibrations', 'CalibrationMonitor'
+    'FeatureMoments', 'CalibrationMoments', 'collect_feature_moments', 'collect_moments',
+    'input_calibrations', 'stats_calibrations', 'CalibrationMonitor'
 ]

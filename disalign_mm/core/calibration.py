@@ -47,6 +47,28 @@ class DisAlignCalibration(nn.Module):
     affine map of ``x``), but invariant to the scale and offset of the
     features. Until statistics are set, ``mu = 0, s = 1``: the raw features.
 
+    **Conditioned magnitude.** ``d zhat_j / d alpha_j = sigma z_j`` grows with
+    the scale of the stage-1 logits, another accident of stage 1: an SGD step
+    on ``alpha`` moves the logits by about ``lr * |z|^2``, while a step on
+    ``beta`` moves them by about ``lr`` whatever the scale (cross entropy's
+    curvature in the logits does not depend on it either). Logits ten times
+    larger make the recipes' step on ``alpha`` a hundred times larger (large
+    enough and the loss climbs: stage 2 diverges); ten times smaller, a
+    hundred times smaller (``alpha`` stalls). With ``condition_magnitude``
+    the gradient that reaches ``alpha_j`` is divided by ``r_j^2``, where
+    ``r_j`` is the root mean square of the stage-1 logit ``z_j`` over the
+    training data (buffer ``logit_rms``, fixed once by :meth:`set_logit_stats`
+    when stage 2 starts, saved in the checkpoint; ``alpha.grad`` holds the
+    divided gradient). For SGD (momentum and
+    weight decay included) this is exactly SGD on the reparametrisation
+    ``alpha_j = a_j / r_j``: each step moves the logits by about ``lr``, as
+    ``beta``'s do, whatever the logit scale. The forward pass is untouched
+    (the same values, Eq. 5), ``alpha`` keeps its name and value (the
+    effective magnitude, what checkpoints store and reports read), and so does
+    ``alpha_init``. Optimisers that normalise each step by its gradient
+    (Adam) are not changed by it. Until statistics are set, ``r = 1``: the
+    unconditioned gradient.
+
     Args:
         num_classes (int): Number of calibrated classes K.
         in_channels (int): Channels C of the classifier's input feature.
@@ -75,6 +97,10 @@ class DisAlignCalibration(nn.Module):
             the confidence's input with the fixed feature statistics (see
             above). Defaults to True. False reads the raw features, as the
             paper's Eq. 5 and the official code do.
+        condition_magnitude (bool): With ``use_magnitude``, divide the
+            gradient of ``alpha_j`` by the fixed ``logit_rms[j] ** 2`` (see
+            above). Defaults to True. False trains ``alpha`` with its plain
+            gradient, as the paper and the official code do.
     """
 
     def __init__(self,
@@ -88,7 +114,8 @@ class DisAlignCalibration(nn.Module):
                  confidence_weight_init: float = 0.0,
                  confidence_bias_init: float = 0.0,
                  background_last: bool = False,
-                 standardize_features: bool = True) -> None:
+                 standardize_features: bool = True,
+                 condition_magnitude: bool = True) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f'num_classes must be positive, got {num_classes}')
@@ -133,6 +160,12 @@ class DisAlignCalibration(nn.Module):
             self.register_buffer('feature_count', torch.zeros((), dtype=torch.float64))
         elif confidence == 'constant':
             self.confidence_bias = nn.Parameter(torch.empty(()))
+        self.condition_magnitude = bool(condition_magnitude) and use_magnitude
+        if self.condition_magnitude:
+            # root mean square of each stage-1 logit, and how many logit
+            # vectors (images, pixels, RoIs) it comes from; 0 while none is set
+            self.register_buffer('logit_rms', torch.ones(num_classes))
+            self.register_buffer('logit_count', torch.zeros((), dtype=torch.float64))
         self.reset_parameters()
 
     @torch.no_grad()
@@ -153,12 +186,50 @@ class DisAlignCalibration(nn.Module):
         return (f'num_classes={self.num_classes}, in_channels='
                 f'{self.in_channels}, confidence={self.confidence_mode!r}, '
                 f'background_last={self.background_last}, '
-                f'standardize_features={self.standardize_features}')
+                f'standardize_features={self.standardize_features}, '
+                f'condition_magnitude={self.condition_magnitude}')
 
     @property
     def has_feature_stats(self) -> bool:
         """The feature statistics were set (stage 2 started, or loaded)."""
         return self.standardize_features and bool(self.feature_count > 0)
+
+    @property
+    def has_logit_stats(self) -> bool:
+        """The logit statistics were set (stage 2 started, or loaded)."""
+        return self.condition_magnitude and bool(self.logit_count > 0)
+
+    @property
+    def needs_stats(self) -> bool:
+        """Some statistic this calibration uses (feature or logit) is not set yet."""
+        return ((self.standardize_features and not self.has_feature_stats)
+                or (self.condition_magnitude and not self.has_logit_stats))
+
+    @torch.no_grad()
+    def set_logit_stats(self, rms: torch.Tensor, count: float) -> None:
+        """Fix the per-class scale that conditions the magnitude's gradient.
+
+        Args:
+            rms (Tensor): ``(K,)`` root mean square of each stage-1 logit over
+                the training data, positive (see
+                :meth:`disalign_mm.core.stats.FeatureMoments.rms` for the floor
+                of logits that are always 0).
+            count (float): How many logit vectors it comes from, > 0.
+        """
+        if not self.condition_magnitude:
+            raise RuntimeError('set_logit_stats: this calibration does not condition its '
+                               'magnitude (use_magnitude=False or condition_magnitude=False)')
+        rms = torch.as_tensor(rms).flatten()
+        if rms.numel() != self.num_classes:
+            raise ValueError(f'logit statistics of {rms.numel()} classes for a calibration of '
+                             f'{self.num_classes} classes')
+        if not (torch.isfinite(rms).all() and (rms > 0).all()):
+            raise ValueError('logit statistics must be finite and positive, got '
+                             f'{rms.tolist()[:10]}')
+        if not count > 0:
+            raise ValueError(f'logit statistics from {count} samples: none were seen')
+        self.logit_rms.copy_(rms)
+        self.logit_count.fill_(float(count))
 
     @torch.no_grad()
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor, count: float) -> None:
@@ -203,8 +274,34 @@ class DisAlignCalibration(nn.Module):
             state_dict[prefix + 'feature_mean'] = torch.zeros_like(self.feature_mean)
             state_dict[prefix + 'feature_std'] = torch.ones_like(self.feature_std)
             state_dict[prefix + 'feature_count'] = torch.zeros_like(self.feature_count)
+        if self.condition_magnitude and prefix + 'logit_rms' not in state_dict \
+                and prefix + 'alpha' in state_dict:
+            # a stage-2 checkpoint whose magnitude was trained unconditioned
+            # (before 0.2, or condition_magnitude=False): the forward pass does
+            # not depend on the statistics, a resumed training keeps the plain
+            # gradient (r = 1) it started with
+            warnings.warn(
+                f'{prefix or "DisAlignCalibration"}: the checkpoint has a trained magnitude '
+                'alpha but no logit statistics (written before disalign_mm 0.2, or with '
+                'condition_magnitude=False); its outputs are unchanged, and a resumed training '
+                'keeps the unconditioned gradient of alpha it was trained with. A new stage 2 '
+                'from it computes the statistics.')
+            state_dict = dict(state_dict)
+            state_dict[prefix + 'logit_rms'] = torch.ones_like(self.logit_rms)
+            state_dict[prefix + 'logit_count'] = torch.zeros_like(self.logit_count)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+
+    def magnitude(self) -> torch.Tensor:
+        """``alpha`` as the forward pass uses it: the same values; while it
+        trains with ``condition_magnitude``, its gradient is divided by
+        ``logit_rms ** 2`` (SGD on ``a = logit_rms * alpha``)."""
+        alpha = self.alpha
+        if self.condition_magnitude and alpha.requires_grad and torch.is_grad_enabled():
+            scale = self.logit_rms.to(alpha).pow(-2)
+            # value alpha exactly (the second term is 0), gradient scale * d/d alpha
+            alpha = alpha.detach() + (alpha - alpha.detach()) * scale
+        return alpha
 
     def sigma(self, feats: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """Confidence: ``(N, 1)`` for vectors, ``(N, 1, H, W)`` for maps,
@@ -248,7 +345,7 @@ class DisAlignCalibration(nn.Module):
         else:
             fg, bg = logits, None
         view = (1, -1) + (1, ) * (logits.dim() - 2)
-        delta = (self.alpha.view(view) - 1) * fg + self.beta.view(view)
+        delta = (self.magnitude().view(view) - 1) * fg + self.beta.view(view)
         sigma = self.sigma(feats)
         out = fg + delta if sigma is None else fg + sigma * delta
         return out if bg is None else torch.cat([out, bg], dim=1)

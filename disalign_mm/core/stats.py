@@ -1,6 +1,8 @@
-"""Per-channel statistics of the frozen features, for the standardised
-confidence of :class:`~disalign_mm.core.DisAlignCalibration`."""
-from typing import Callable, Dict, Iterable, Optional, Tuple
+"""Statistics of the frozen stage-1 model that condition a
+:class:`~disalign_mm.core.DisAlignCalibration`: per-channel moments of the
+features its confidence reads (standardised confidence), and the root mean
+square of each logit it calibrates (conditioned magnitude)."""
+from typing import Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
@@ -65,6 +67,23 @@ class FeatureMoments:
         std = torch.where(constant, torch.ones_like(std), std)
         return mean.float(), std.float(), int(constant.sum())
 
+    def rms(self) -> Tuple[torch.Tensor, int]:
+        """``(rms, n_zero)``: float32 root mean square per channel (for logits:
+        per class), not centred. Channels that are (almost) always 0 (RMS
+        below :data:`RELATIVE_STD_FLOOR` of the largest, or all of them when
+        every value seen is 0) get 1, the neutral value.
+
+        Raises:
+            ValueError: Nothing was seen.
+        """
+        if self.sum is None or self.count <= 0:
+            raise ValueError('no stage-1 logits were seen to compute the magnitude statistics '
+                             'from: the training data set (or its first batches) is empty')
+        rms = (self.sum_sq / self.count).clamp(min=0).sqrt()
+        zero = rms <= RELATIVE_STD_FLOOR * float(rms.max())
+        rms = torch.where(zero, torch.ones_like(rms), rms)
+        return rms.float(), int(zero.sum())
+
 
 def input_calibrations(model: nn.Module) -> Dict[str, DisAlignCalibration]:
     """The calibrations of ``model`` whose confidence standardises its input."""
@@ -72,22 +91,44 @@ def input_calibrations(model: nn.Module) -> Dict[str, DisAlignCalibration]:
             if isinstance(m, DisAlignCalibration) and m.standardize_features}
 
 
+def stats_calibrations(model: nn.Module) -> Dict[str, DisAlignCalibration]:
+    """The calibrations of ``model`` that use statistics of the stage-1
+    model: a standardised confidence, a conditioned magnitude, or both."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, DisAlignCalibration)
+            and (m.standardize_features or m.condition_magnitude)}
+
+
+class CalibrationMoments(NamedTuple):
+    """What reached one calibration: moments of its input features (None
+    unless it standardises them) and of its calibrated logits (None unless it
+    conditions its magnitude; the detection background excluded)."""
+    features: Optional[FeatureMoments]
+    logits: Optional[FeatureMoments]
+
+
 @torch.no_grad()
-def collect_feature_moments(model: nn.Module, batches: Iterable,
-                            forward: Callable[[object], object]) -> Dict[str, FeatureMoments]:
-    """Run ``forward(batch)`` for each batch and accumulate the features that
-    reach every standardising calibration of ``model``.
+def collect_moments(model: nn.Module, batches: Iterable,
+                    forward: Callable[[object], object]) -> Dict[str, CalibrationMoments]:
+    """Run ``forward(batch)`` for each batch and accumulate the features and
+    the logits that reach every calibration of ``model`` that uses them
+    (:func:`stats_calibrations`).
 
     Returns:
-        dict: calibration name -> :class:`FeatureMoments`.
+        dict: calibration name -> :class:`CalibrationMoments`.
     """
-    calibs = input_calibrations(model)
-    moments = {n: FeatureMoments() for n in calibs}
+    calibs = stats_calibrations(model)
+    moments = {n: CalibrationMoments(FeatureMoments() if c.standardize_features else None,
+                                     FeatureMoments() if c.condition_magnitude else None)
+               for n, c in calibs.items()}
     handles = []
     for name, cal in calibs.items():
         def hook(module, args, name=name):
-            if len(args) > 1 and args[1] is not None:
-                moments[name].update(args[1])
+            feats, logits = moments[name]
+            if feats is not None and len(args) > 1 and args[1] is not None:
+                feats.update(args[1])
+            if logits is not None:
+                logits.update(args[0][:, :module.num_classes])  # not the background
         handles.append(cal.register_forward_pre_hook(hook))
     try:
         for batch in batches:
@@ -96,3 +137,14 @@ def collect_feature_moments(model: nn.Module, batches: Iterable,
         for h in handles:
             h.remove()
     return moments
+
+
+def collect_feature_moments(model: nn.Module, batches: Iterable,
+                            forward: Callable[[object], object]) -> Dict[str, FeatureMoments]:
+    """:func:`collect_moments`, the features only.
+
+    Returns:
+        dict: name of each standardising calibration -> :class:`FeatureMoments`.
+    """
+    return {n: m.features for n, m in collect_moments(model, batches, forward).items()
+            if m.features is not None}

@@ -1,13 +1,14 @@
-"""Fixing the confidence's feature statistics when stage 2 starts: the one
-procedure :class:`~disalign_mm.engine.DisAlignFreezeHook` runs on a Runner
-and :mod:`disalign_mm.bench` runs on cached features."""
+"""Fixing the statistics of the stage-1 model that condition the calibrations
+when stage 2 starts (the confidence's feature statistics, the magnitude's
+logit scale): the one procedure :class:`~disalign_mm.engine.DisAlignFreezeHook`
+runs on a Runner and :mod:`disalign_mm.bench` runs on cached features."""
 from typing import Callable, Iterable, List
 
 import torch
 from mmengine.dist import all_reduce
 from torch import nn
 
-from ..core.stats import collect_feature_moments, input_calibrations
+from ..core.stats import FeatureMoments, collect_moments, stats_calibrations
 
 
 def stats_subset(num_samples: int, seed: int, max_batches: int, batch_size: int,
@@ -20,36 +21,61 @@ def stats_subset(num_samples: int, seed: int, max_batches: int, batch_size: int,
     return order[:max_batches * batch_size].tolist()
 
 
+def _reduce(moments: FeatureMoments) -> None:
+    """Sum ``moments`` over the ranks, in place."""
+    state = moments.state()
+    all_reduce(state, op='sum')
+    moments.load(state)
+
+
 def fix_feature_stats(model: nn.Module, batches: Iterable, forward: Callable) -> List[str]:
-    """Run ``forward(batch)`` over ``batches``, and set the statistics of every
-    standardising calibration of ``model`` that has none from the features
-    that reached it (summed over ranks).
+    """Run ``forward(batch)`` over ``batches``, and set the statistics that
+    every calibration of ``model`` uses and has not got yet (summed over
+    ranks): the per-channel mean and std of the features its confidence
+    reads (``standardize_features``), and the root mean square of each of its
+    logits (``condition_magnitude``).
 
     Returns:
-        list[str]: one log line per calibration set.
+        list[str]: one log line per statistic set.
 
     Raises:
-        RuntimeError: No feature reached a calibration (empty training set).
+        RuntimeError: No feature or logit reached a calibration (empty
+            training set).
     """
-    todo = {n: c for n, c in input_calibrations(model).items() if not c.has_feature_stats}
+    todo = {n: c for n, c in stats_calibrations(model).items() if c.needs_stats}
     if not todo:
         return []
-    moments = collect_feature_moments(model, batches, forward)
+    moments = collect_moments(model, batches, forward)
     lines = []
     for name, cal in todo.items():
-        m = moments[name]
-        if m.sum is None:
-            raise RuntimeError(f'stage 2: no feature reached {name} in the training batches '
-                               'used for the confidence statistics: is the training set empty?')
-        state = m.state()
-        all_reduce(state, op='sum')
-        m.load(state)
-        mean, std, constant = m.finalize()
-        cal.set_feature_stats(mean, std, m.count)
-        lines.append(
-            f'confidence of {name} standardises its {mean.numel()} input channels with '
-            f'statistics of {int(m.count):,} training feature vectors: std '
-            f'{float(std.min()):.4g} to {float(std.max()):.4g}, |mean| up to '
-            f'{float(mean.abs().max()):.4g}'
-            + (f'; {constant} constant channels are centred, not scaled' if constant else ''))
+        feats, logits = moments[name]
+        if cal.standardize_features and not cal.has_feature_stats:
+            if feats.sum is None:
+                raise RuntimeError(f'stage 2: no feature reached {name} in the training batches '
+                                   'used for the confidence statistics: is the training set '
+                                   'empty?')
+            _reduce(feats)
+            mean, std, constant = feats.finalize()
+            cal.set_feature_stats(mean, std, feats.count)
+            lines.append(
+                f'confidence of {name} standardises its {mean.numel()} input channels with '
+                f'statistics of {int(feats.count):,} training feature vectors: std '
+                f'{float(std.min()):.4g} to {float(std.max()):.4g}, |mean| up to '
+                f'{float(mean.abs().max()):.4g}'
+                + (f'; {constant} constant channels are centred, not scaled' if constant else ''))
+        if cal.condition_magnitude and not cal.has_logit_stats:
+            if logits.sum is None:
+                raise RuntimeError(f'stage 2: no logit reached {name} in the training batches '
+                                   'used for the magnitude statistics: is the training set '
+                                   'empty?')
+            _reduce(logits)
+            rms, zero = logits.rms()
+            cal.set_logit_stats(rms, logits.count)
+            lines.append(
+                f'magnitude of {name} is conditioned with the RMS of its {rms.numel()} stage-1 '
+                f'logits over {int(logits.count):,} training logit vectors (the gradient of '
+                f'alpha_j is divided by RMS_j^2): RMS {float(rms.min()):.4g} to '
+                f'{float(rms.max()):.4g}'
+                + (f'; {zero} classes whose logit is always 0 keep the plain gradient'
+                   if zero else ''))
     return lines

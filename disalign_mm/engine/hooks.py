@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..core.monitor import HIGH, LOW, CalibrationMonitor
-from ..core.stats import input_calibrations
+from ..core.stats import stats_calibrations
 from .feature_stats import fix_feature_stats, stats_subset
 from .freeze import (FrozenStage2, calibration_state_names, freeze_stage2, reinit_module_names,
                      reinitialize, select_trainable)
@@ -148,13 +148,13 @@ class DisAlignFreezeHook(Hook):
             see :func:`~disalign_mm.engine.freeze.reinit_module_names`.
             Defaults to None: nothing is re-initialised.
         feature_stats_iters (int): When stage 2 starts, the per-channel
-            statistics that standardise the confidence's input (see
+            statistics that standardise the confidence's input and the
+            per-class RMS of the logits that conditions the magnitude (see
             :class:`~disalign_mm.core.DisAlignCalibration`) are computed from
-            the frozen model's features on at most this many training
-            batches (a random subset of the training set, seeded with the
-            run's seed, through the training pipeline). Defaults to 50. Not
-            repeated when a stage-2 checkpoint is resumed (the statistics are
-            in it).
+            the frozen model on at most this many training batches (a random
+            subset of the training set, seeded with the run's seed, through
+            the training pipeline). Defaults to 50. Not repeated when a
+            stage-2 checkpoint is resumed (the statistics are in it).
     """
 
     priority = 'VERY_HIGH'
@@ -223,10 +223,10 @@ class DisAlignFreezeHook(Hook):
             self._feature_stats(runner)
 
     def _feature_stats(self, runner) -> None:
-        """Fix the standardisation statistics of every calibration whose
-        confidence reads the features (see ``feature_stats_iters``)."""
+        """Fix the statistics of the stage-1 model that the calibrations use
+        (see ``feature_stats_iters``)."""
         model = unwrap_model(runner.model)
-        if not any(not c.has_feature_stats for c in input_calibrations(model).values()):
+        if not any(c.needs_stats for c in stats_calibrations(model).values()):
             return
         loader = runner.train_dataloader
         rank, world = get_dist_info()

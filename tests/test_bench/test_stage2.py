@@ -204,7 +204,8 @@ def test_stage2_on_features_equals_the_runner_stage2(key, stage1, tmp_path):
     trained = {n[len('head.'):] for n in trainable}
     start = record.head  # the Runner's head when its training started
     assert all(not torch.equal(got[k], start[k]) for k in trained)  # it did train
-    stats = {k for k in got if '.feature_' in k}  # fixed when stage 2 starts, not trained
+    # fixed when stage 2 starts, not trained
+    stats = {k for k in got if '.feature_' in k or '.logit_' in k}
     assert all(torch.equal(got[k], start[k]) and torch.equal(got[k], stage1_head[k])
                for k in got if k not in trained and k not in stats)
     assert all(torch.equal(got[k], start[k]) for k in stats)

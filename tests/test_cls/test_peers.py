@@ -30,6 +30,9 @@ LWS = osp.join(FMNIST, 'lws_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
 TAU_NORM = osp.join(FMNIST, 'tau-norm_resnet-s_fmnist-lt.py')
 LOGIT_ADJ = osp.join(FMNIST, 'logit-adjust_resnet-s_fmnist-lt.py')
 PEERS = ('crt', 'lws', 'tau-norm', 'logit-adjust')
+# what LWS adds to a stage-1 model: its scales and the statistics conditioning them
+LWS_KEYS = ['head.fc.calibration.alpha', 'head.fc.calibration.logit_count',
+            'head.fc.calibration.logit_rms']
 NEW_CONFIGS = sorted(p for kind in PEERS for p in glob.glob(osp.join(CFG_DIR, '*', f'{kind}_*.py')))
 STAGE1_OF_PEER = {  # the stage-1 config each peer takes its checkpoint from
     'fashion_mnist_lt': 'resnet-s_1xb128-coslr-8e_fmnist-lt.py',
@@ -108,8 +111,9 @@ def test_new_config_loads_builds_and_takes_a_stage1_model(path):
     assert type(m2.head).__name__ == head.type
     res = m2.load_state_dict(m1.state_dict(), strict=False)
     assert res.unexpected_keys == []
-    # LWS: only its scale is new; cRT and the post-hoc heads: nothing
-    assert res.missing_keys == (['head.fc.calibration.alpha'] if kind == 'lws' else [])
+    # LWS: only its scale (and the logit statistics that condition it) is new;
+    # cRT and the post-hoc heads: nothing
+    assert sorted(res.missing_keys) == (LWS_KEYS if kind == 'lws' else [])
 
 
 # ---------------------------------------------------------- end to end
@@ -188,7 +192,7 @@ def test_lws_trains_only_the_class_scales(stage1, tmp_path):
     runner.register_hook(rec)
     runner.train()
     before, after = _ckpt_state(ckpt), runner.model.state_dict()
-    assert sorted(set(after) - set(before)) == ['head.fc.calibration.alpha']
+    assert sorted(set(after) - set(before)) == sorted(LWS_KEYS)
     for k, v in before.items():  # the classifier too: only its scales train
         assert torch.equal(after[k], v), k
     torch.testing.assert_close(rec.fc['weight'], before['head.fc.weight'], rtol=0, atol=0)

@@ -43,7 +43,7 @@ def test_calibrate_keeps_names_weights_and_output(layer, x):
     assert sorted(res.missing_keys) == [
         'calibration.alpha', 'calibration.beta', 'calibration.confidence.bias',
         'calibration.confidence.weight', 'calibration.feature_count', 'calibration.feature_mean',
-        'calibration.feature_std']
+        'calibration.feature_std', 'calibration.logit_count', 'calibration.logit_rms']
 
 
 def _args(layer):

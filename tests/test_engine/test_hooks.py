@@ -14,7 +14,7 @@ FREEZE = dict(type='DisAlignFreezeHook')
 CALIB = ('fc.calibration.alpha', 'fc.calibration.beta', 'fc.calibration.confidence.weight',
          'fc.calibration.confidence.bias')
 STATS = ('fc.calibration.feature_mean', 'fc.calibration.feature_std',
-         'fc.calibration.feature_count')
+         'fc.calibration.feature_count', 'fc.calibration.logit_rms', 'fc.calibration.logit_count')
 
 
 @pytest.fixture(scope='module')
@@ -98,7 +98,7 @@ def test_interrupted_stage2_resumes_to_the_same_calibration(stage1_ckpt, tmp_pat
                                    full.model.state_dict()[name], rtol=0, atol=0)
     # the statistics came from the resumed checkpoint, not from a new pass
     log = open(glob.glob(f'{resumed.log_dir}/*.log')[0]).read()
-    assert 'standardises its' not in log
+    assert 'standardises its' not in log and 'is conditioned with' not in log
 
 
 def test_stage2_fixes_the_confidence_statistics_from_training_features(stage1_ckpt, tmp_path):
@@ -112,11 +112,18 @@ def test_stage2_fixes_the_confidence_statistics_from_training_features(stage1_ck
     assert float(cal.feature_count) == len(data)  # 8 batches of 8 <= feature_stats_iters
     torch.testing.assert_close(cal.feature_mean, feats.mean(0))
     torch.testing.assert_close(cal.feature_std, feats.std(0, unbiased=False))
+    # and the RMS of the stage-1 logits that conditions the magnitude
+    logits = torch.nn.functional.linear(feats, runner.model.fc.weight, runner.model.fc.bias)
+    assert float(cal.logit_count) == len(data)
+    torch.testing.assert_close(cal.logit_rms, logits.pow(2).mean(0).sqrt())
     saved = _load_checkpoint(str(tmp_path / 'iter_3.pth'))['state_dict']
     assert torch.equal(saved['fc.calibration.feature_mean'], cal.feature_mean)
+    assert torch.equal(saved['fc.calibration.logit_rms'], cal.logit_rms)
     log = open(glob.glob(f'{runner.log_dir}/*.log')[0]).read()
     assert ('confidence of fc.calibration standardises its 8 input channels with statistics '
             'of 64 training feature vectors: std ') in log
+    assert ('magnitude of fc.calibration is conditioned with the RMS of its 3 stage-1 logits '
+            'over 64 training logit vectors') in log
     assert '(8 batches per rank)' in log
     with pytest.raises(ValueError, match='feature_stats_iters must be >= 1'):
         make_runner(tmp_path / 'bad', hooks=[dict(FREEZE, feature_stats_iters=0)]).train()
