@@ -69,7 +69,7 @@ def parse_args(argv=None):
     p.add_argument('--train-batch-size', type=int, default=None,
                    help="stage-2 batch size (default: the config's train batch size)")
     p.add_argument('--lr', type=float, nargs='+', default=None,
-                   help='learning rates to search (default 0.01 0.03 0.1 0.3)')
+                   help='learning rates to search (default 0.01 0.03 0.1 0.3 1)')
     p.add_argument('--rho', type=float, nargs='+', default=None,
                    help='GRW rho values to search (default 0.5 1 1.2 1.5 2)')
     p.add_argument('--tau', type=float, nargs='+', default=None,
