@@ -156,3 +156,37 @@ def _robustness_failures(run, condition, max_spread, min_gain, max_loss_ratio) -
     if usual and max(usual) - min(usual) > max_spread:
         failures.append(f'accuracies {acc} differ by more than {max_spread} points')
     return failures
+
+
+#: the synthetic classification problem of the host-level checks: long-tailed
+#: training counts of 6 classes, 16-d pooled (non-negative) features
+SYNTH_COUNTS = [200, 100, 50, 20, 10, 5]
+SYNTH_K, SYNTH_C = len(SYNTH_COUNTS), 16
+
+
+def synthetic_problem(test_per_class: int, seed: int = 0):
+    """``((x, y), (x_test, y_test))``: Gaussian class centres, features
+    ``relu(centre + noise) + 0.5``; the training set long-tailed
+    (:data:`SYNTH_COUNTS`), the test set balanced."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(SYNTH_K, SYNTH_C, generator=g) * 0.7
+
+    def sample(counts):
+        y = torch.cat([torch.full((n, ), k) for k, n in enumerate(counts)])
+        x = (centres[y] + torch.randn(len(y), SYNTH_C, generator=g)).relu() + 0.5
+        return x, y
+
+    return sample(SYNTH_COUNTS), sample([test_per_class] * SYNTH_K)
+
+
+def stage1_classifier(x: torch.Tensor, y: torch.Tensor):
+    """Logistic regression on the long-tailed data (biased to the head
+    classes; its logits have an RMS of about 2.7): ``(weight, bias)``."""
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(x.shape[1], int(y.max()) + 1)
+    opt = torch.optim.SGD(fc.parameters(), lr=0.5)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(fc(x), y).backward()
+        opt.step()
+    return fc.weight.detach(), fc.bias.detach()

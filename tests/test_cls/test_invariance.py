@@ -5,36 +5,19 @@ import torch
 from mmpretrain.registry import MODELS
 
 import disalign_mm.cls  # noqa: F401
-from tests.invariance import check_invariance, sigmas, train_stage2
+from tests.invariance import (SYNTH_C, SYNTH_COUNTS, SYNTH_K, check_invariance, sigmas,
+                              stage1_classifier, synthetic_problem, train_stage2)
 
 pytestmark = pytest.mark.slow  # trains three stage-2 heads
 
-COUNTS = [200, 100, 50, 20, 10, 5]
-K, C = len(COUNTS), 16
+COUNTS, K, C = SYNTH_COUNTS, SYNTH_K, SYNTH_C
 
 
 def _data(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(K, C, generator=g) * 0.7
-
-    def sample(counts):
-        y = torch.cat([torch.full((n, ), k) for k, n in enumerate(counts)])
-        x = (centres[y] + torch.randn(len(y), C, generator=g)).relu() + 0.5  # pooled, >= 0
-        return x, y
-
-    return sample(COUNTS), sample([40] * K)
+    return synthetic_problem(40, seed)
 
 
-def _stage1_classifier(x, y):
-    """Logistic regression on the long-tailed data: biased to the head."""
-    torch.manual_seed(0)
-    fc = torch.nn.Linear(C, K)
-    opt = torch.optim.SGD(fc.parameters(), lr=0.5)
-    for _ in range(200):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(fc(x), y).backward()
-        opt.step()
-    return fc.weight.detach(), fc.bias.detach()
+_stage1_classifier = stage1_classifier
 
 
 def _run(scale, standardize=True):

@@ -9,39 +9,21 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import disalign_mm.cls  # noqa: F401
-from tests.invariance import check_lr_robustness, train_with_recipe
+from tests.invariance import (SYNTH_C, SYNTH_COUNTS, SYNTH_K, check_lr_robustness,
+                              stage1_classifier, synthetic_problem, train_with_recipe)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/fashion_mnist_lt/disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
-COUNTS = [200, 100, 50, 20, 10, 5]
-K, C = len(COUNTS), 16
+COUNTS, K, C = SYNTH_COUNTS, SYNTH_K, SYNTH_C
 # the real recipe: 6 epochs of ~100 iterations; here 150 epochs of 4 batches
 EPOCHS, BATCHES = 150, 4
 
 
 def _data(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(K, C, generator=g) * 0.7
-
-    def sample(counts):
-        y = torch.cat([torch.full((n, ), k) for k, n in enumerate(counts)])
-        x = (centres[y] + torch.randn(len(y), C, generator=g)).relu() + 0.5  # pooled, >= 0
-        return x, y
-
-    return sample(COUNTS), sample([500] * K)
+    return synthetic_problem(500, seed)
 
 
-def _stage1_classifier(x, y):
-    """Logistic regression on the long-tailed data: biased to the head
-    classes; its logits have an RMS of about 2.7."""
-    torch.manual_seed(0)
-    fc = torch.nn.Linear(C, K)
-    opt = torch.optim.SGD(fc.parameters(), lr=0.5)
-    for _ in range(200):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(fc(x), y).backward()
-        opt.step()
-    return fc.weight.detach(), fc.bias.detach()
+_stage1_classifier = stage1_classifier
 
 
 def _run(scale, condition=True):
