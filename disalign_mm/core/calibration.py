@@ -261,34 +261,34 @@ class DisAlignCalibration(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
+        def as_trained(values: dict, message: str) -> dict:
+            # a stage-2 checkpoint written before a statistic existed: load the
+            # values it was trained with instead, and say so
+            warnings.warn(f'{prefix or "DisAlignCalibration"}: {message}')
+            return dict(state_dict, **{prefix + k: v for k, v in values.items()})
+
         if self.standardize_features and prefix + 'feature_mean' not in state_dict \
                 and prefix + 'confidence.weight' in state_dict:
-            # a stage-2 checkpoint written before the statistics existed: its
-            # confidence was trained on the raw features, so keep mu=0, s=1
-            warnings.warn(
-                f'{prefix or "DisAlignCalibration"}: the checkpoint has a trained confidence but '
-                'no feature statistics (written before disalign_mm 0.2); it keeps reading the '
-                'raw features it was trained on. Retrain stage 2 to get the standardised, '
-                'scale-invariant confidence.')
-            state_dict = dict(state_dict)
-            state_dict[prefix + 'feature_mean'] = torch.zeros_like(self.feature_mean)
-            state_dict[prefix + 'feature_std'] = torch.ones_like(self.feature_std)
-            state_dict[prefix + 'feature_count'] = torch.zeros_like(self.feature_count)
+            # its confidence was trained on the raw features: mu = 0, s = 1
+            state_dict = as_trained(
+                dict(feature_mean=torch.zeros_like(self.feature_mean),
+                     feature_std=torch.ones_like(self.feature_std),
+                     feature_count=torch.zeros_like(self.feature_count)),
+                'the checkpoint has a trained confidence but no feature statistics (written '
+                'before disalign_mm 0.2); it keeps reading the raw features it was trained on. '
+                'Retrain stage 2 to get the standardised, scale-invariant confidence.')
         if self.condition_magnitude and prefix + 'logit_rms' not in state_dict \
                 and prefix + 'alpha' in state_dict:
-            # a stage-2 checkpoint whose magnitude was trained unconditioned
-            # (before 0.2, or condition_magnitude=False): the forward pass does
-            # not depend on the statistics, a resumed training keeps the plain
-            # gradient (r = 1) it started with
-            warnings.warn(
-                f'{prefix or "DisAlignCalibration"}: the checkpoint has a trained magnitude '
-                'alpha but no logit statistics (written before disalign_mm 0.2, or with '
-                'condition_magnitude=False); its outputs are unchanged, and a resumed training '
-                'keeps the unconditioned gradient of alpha it was trained with. A new stage 2 '
-                'from it computes the statistics.')
-            state_dict = dict(state_dict)
-            state_dict[prefix + 'logit_rms'] = torch.ones_like(self.logit_rms)
-            state_dict[prefix + 'logit_count'] = torch.zeros_like(self.logit_count)
+            # its magnitude was trained unconditioned (before 0.2, or
+            # condition_magnitude=False): the forward pass does not depend on
+            # the statistics, a resumed training keeps the plain gradient (r = 1)
+            state_dict = as_trained(
+                dict(logit_rms=torch.ones_like(self.logit_rms),
+                     logit_count=torch.zeros_like(self.logit_count)),
+                'the checkpoint has a trained magnitude alpha but no logit statistics (written '
+                'before disalign_mm 0.2, or with condition_magnitude=False); its outputs are '
+                'unchanged, and a resumed training keeps the unconditioned gradient of alpha it '
+                'was trained with. A new stage 2 from it computes the statistics.')
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 

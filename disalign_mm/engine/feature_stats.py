@@ -21,11 +21,21 @@ def stats_subset(num_samples: int, seed: int, max_batches: int, batch_size: int,
     return order[:max_batches * batch_size].tolist()
 
 
-def _reduce(moments: FeatureMoments) -> None:
-    """Sum ``moments`` over the ranks, in place."""
+def _reduced(moments: FeatureMoments, channels: int, device: torch.device, what: str,
+             name: str, purpose: str) -> FeatureMoments:
+    """``moments`` summed over the ranks, in place; a rank that saw nothing
+    adds zeros (every rank takes part in the all-reduce, so none waits for
+    another). An error when no rank saw any ``what``."""
+    if moments.sum is None:
+        moments.sum = torch.zeros(channels, dtype=torch.float64, device=device)
+        moments.sum_sq = torch.zeros_like(moments.sum)
     state = moments.state()
     all_reduce(state, op='sum')
     moments.load(state)
+    if moments.count <= 0:
+        raise RuntimeError(f'stage 2: no {what} reached {name} in the training batches used '
+                           f'for the {purpose} statistics: is the training set empty?')
+    return moments
 
 
 def fix_feature_stats(model: nn.Module, batches: Iterable, forward: Callable) -> List[str]:
@@ -49,12 +59,9 @@ def fix_feature_stats(model: nn.Module, batches: Iterable, forward: Callable) ->
     lines = []
     for name, cal in todo.items():
         feats, logits = moments[name]
+        device = cal.alpha.device
         if cal.standardize_features and not cal.has_feature_stats:
-            if feats.sum is None:
-                raise RuntimeError(f'stage 2: no feature reached {name} in the training batches '
-                                   'used for the confidence statistics: is the training set '
-                                   'empty?')
-            _reduce(feats)
+            feats = _reduced(feats, cal.in_channels, device, 'feature', name, 'confidence')
             mean, std, constant = feats.finalize()
             cal.set_feature_stats(mean, std, feats.count)
             lines.append(
@@ -64,11 +71,7 @@ def fix_feature_stats(model: nn.Module, batches: Iterable, forward: Callable) ->
                 f'{float(mean.abs().max()):.4g}'
                 + (f'; {constant} constant channels are centred, not scaled' if constant else ''))
         if cal.condition_magnitude and not cal.has_logit_stats:
-            if logits.sum is None:
-                raise RuntimeError(f'stage 2: no logit reached {name} in the training batches '
-                                   'used for the magnitude statistics: is the training set '
-                                   'empty?')
-            _reduce(logits)
+            logits = _reduced(logits, cal.num_classes, device, 'logit', name, 'magnitude')
             rms, zero = logits.rms()
             cal.set_logit_stats(rms, logits.count)
             lines.append(
