@@ -10,7 +10,8 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from .features import _state_dict, file_sha256
+from ..engine.utils import checkpoint_weights
+from .features import file_sha256
 
 
 def stage2_state_dict(stage1_checkpoint: str, head: nn.Module) -> Dict[str, torch.Tensor]:
@@ -18,8 +19,7 @@ def stage2_state_dict(stage1_checkpoint: str, head: nn.Module) -> Dict[str, torc
     by ``head``'s state (the trained second stage)."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from .. import engine  # noqa: F401  (the weights-only loader)
-    state = _state_dict(_load_checkpoint(stage1_checkpoint, map_location='cpu'))
+    state = checkpoint_weights(_load_checkpoint(stage1_checkpoint, map_location='cpu'))
     out = {k: v for k, v in state.items() if not k.startswith('head.')}
     out.update({f'head.{k}': v.detach().cpu().clone() for k, v in head.state_dict().items()})
     return out

@@ -33,6 +33,8 @@ from typing import Callable, Dict, Optional
 
 import torch
 
+from ..engine.utils import checkpoint_weights, misfit  # and the weights-only loader
+
 Features = Dict[str, dict]
 CACHE_FORMAT = 'disalign_mm/stage1-outputs@2'
 MANIFEST = 'manifest.json'
@@ -53,12 +55,6 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _state_dict(checkpoint) -> Dict[str, torch.Tensor]:
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
 def check_checkpoint_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor],
                           checkpoint: str, config: str = 'the config') -> list:
     """Every parameter and buffer of ``model`` must be in ``state`` with its
@@ -69,20 +65,11 @@ def check_checkpoint_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor]
             mismatches with both shapes.
     """
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    mismatched = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or mismatched:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} of the model\'s {len(own)} entries are missing from '
-                         f'the checkpoint, e.g. {missing[:5]}')
-        if mismatched:
-            parts.append(f'{len(mismatched)} have another shape (' + ', '.join(
-                f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-                for k in mismatched[:5]) + ')')
+    problem = misfit(own, state, f"of the model's {len(own)} entries")
+    if problem:
         raise ValueError(f'the checkpoint {checkpoint} does not fit the model of {config}: '
-                         + '; '.join(parts) + '. Give the checkpoint trained with this config '
-                         '(same backbone, neck, head, num_classes).')
+                         f'{problem}. Give the checkpoint trained with this config (same '
+                         'backbone, neck, head, num_classes).')
     return [k for k in state if k not in own]
 
 
@@ -95,7 +82,6 @@ def load_stage1_model(cfg, checkpoint: str, config_name: str = 'the config',
     from mmengine.runner.checkpoint import _load_checkpoint
     from mmpretrain.registry import MODELS
 
-    from .. import engine  # noqa: F401  (the weights-only loader)
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'stage-1 checkpoint {checkpoint!r} does not exist (give a local '
                                 'file; download a model-zoo checkpoint first)')
@@ -107,7 +93,7 @@ def load_stage1_model(cfg, checkpoint: str, config_name: str = 'the config',
         raise ValueError(f'{type(model).__name__} of {config_name} is not an mmpretrain '
                          'classifier with extract_feat() and a head with pre_logits() '
                          "(ImageClassifier): the second stages read the classifier's input")
-    state = _state_dict(_load_checkpoint(checkpoint, map_location='cpu'))
+    state = checkpoint_weights(_load_checkpoint(checkpoint, map_location='cpu'))
     unused = check_checkpoint_fits(model, state, checkpoint, config_name)
     if unused:
         log(f'{len(unused)} checkpoint entries are not used by the stage-1 model (e.g. '

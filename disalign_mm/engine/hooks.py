@@ -19,18 +19,10 @@ from ..core.stats import stats_calibrations
 from .feature_stats import fix_feature_stats, stats_subset
 from .freeze import (FrozenStage2, calibration_state_names, freeze_stage2, reinit_module_names,
                      reinitialize, select_trainable)
-from .utils import unwrap_model
+from .utils import checkpoint_weights, misfit, unwrap_model
 
 #: checkpoint meta key recording that a stage 2 re-initialised these modules
 REINIT_META = 'disalign_mm_reinit'
-
-
-def _state_dict_of(checkpoint) -> Dict[str, torch.Tensor]:
-    """The model weights of a loaded checkpoint, keys as mmengine loads them
-    (``state_dict`` or the checkpoint itself; a DDP ``module.`` prefix stripped)."""
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _resuming(runner) -> bool:
@@ -69,24 +61,14 @@ def check_stage1_fit(model: nn.Module, state: Dict[str, torch.Tensor],
     """
     exempt = set(calibration_state_names(model)) | set(trainable)
     own = model.state_dict()
-    frozen = {k: v for k, v in own.items() if k not in exempt}
-    missing = [k for k in frozen if k not in state]
-    mismatched = [
-        k for k in frozen if k in state and tuple(state[k].shape) != tuple(frozen[k].shape)
-    ]
-    if missing or mismatched:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} frozen entries are missing from it, e.g. {missing[:5]}')
-        if mismatched:
-            shown = ', '.join(f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-                              f'{tuple(frozen[k].shape)}' for k in mismatched[:5])
-            parts.append(f'{len(mismatched)} have another shape ({shown})')
+    problem = misfit(own, state, 'frozen entries', exempt)
+    if problem:
         raise RuntimeError(
             'DisAlignFreezeHook: the loaded checkpoint does not fit the frozen stage-2 model: '
-            + '; '.join(parts) + '. Stage 2 would train on a partly random, frozen '
+            + problem + '. Stage 2 would train on a partly random, frozen '
             'representation. Load the stage-1 checkpoint of this model (same backbone, '
             'neck, head and num_classes) as load_from.')
+    frozen = [k for k in own if k not in exempt]
     return len(frozen), [k for k in state if k not in own]
 
 
@@ -196,7 +178,7 @@ class DisAlignFreezeHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = unwrap_model(runner.model)
         frozen = self._frozen or freeze_stage2(model, self.trainable)
-        state = _state_dict_of(checkpoint)
+        state = checkpoint_weights(checkpoint)
         checked, unused = check_stage1_fit(model, state, frozen.trainable)
         if _resuming(runner):
             meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None

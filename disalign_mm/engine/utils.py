@@ -1,4 +1,7 @@
 """Small helpers shared by the hooks and tools of every host."""
+from typing import Dict, Iterable, List, Optional
+
+import torch
 from mmengine.model import is_model_wrapper
 from torch import nn
 
@@ -16,3 +19,31 @@ def unwrap_dataset(dataset):
         seen.add(id(dataset))
         dataset = dataset.dataset
     return dataset
+
+
+def checkpoint_weights(checkpoint) -> Dict[str, torch.Tensor]:
+    """The model weights of a loaded checkpoint, keys as mmengine loads them
+    (``state_dict`` or the checkpoint itself; a DDP ``module.`` prefix stripped)."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    return {(k[7:] if k.startswith('module.') else k): v
+            for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def misfit(own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
+           what: str = 'entries', exempt: Iterable[str] = ()) -> Optional[str]:
+    """How ``state`` (a checkpoint's weights) fails to provide every entry of
+    ``own`` (a model's state dict) but ``exempt`` with its shape: the first
+    missing keys and the first shape mismatches with both shapes, for an
+    error message; None when it fits."""
+    exempt = set(exempt)
+    keys = [k for k in own if k not in exempt]
+    missing = [k for k in keys if k not in state]
+    mismatched = [k for k in keys if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts: List[str] = []
+    if missing:
+        parts.append(f'{len(missing)} {what} are missing from it, e.g. {missing[:5]}')
+    if mismatched:
+        shown = ', '.join(f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+                          f'{tuple(own[k].shape)}' for k in mismatched[:5])
+        parts.append(f'{len(mismatched)} have another shape ({shown})')
+    return '; '.join(parts) or None
