@@ -54,9 +54,6 @@ def pyplot(what: str = 'the long-tail diagnostics figures'):
     return plt
 
 
-_pyplot = pyplot
-
-
 def default_labels(paths: Sequence[str]) -> List[str]:
     """Run labels from the file names: their stems when those differ (e.g.
     ``stage1_test``, ``disalign_test``), else the names of their folders,
@@ -383,7 +380,7 @@ def plot_per_class(records: Sequence[dict], labels: Sequence[str], metric: str, 
     (see the module docstring); returns ``path``. Up to
     :data:`MAX_LABELLED_CLASSES` classes: bars and class names; more:
     points, a running mean per run, and the class rank on the x axis."""
-    plt = _pyplot()
+    plt = pyplot()
     first = records[0]
     k = num_classes(first)
     if counts is None:
@@ -466,7 +463,7 @@ def plot_reliability(records: Sequence[dict], labels: Sequence[str], path: str) 
     """Reliability diagrams (accuracy per confidence bin, top; share of the
     test images per bin, bottom) for all test images and each group, the
     runs that have ``reliability`` overlaid; returns ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     runs = [(r['reliability'], label, _COLORS[i])
             for i, (r, label) in enumerate(zip(records, labels)) if r.get('reliability')]
     if not runs:

@@ -49,15 +49,32 @@ def config_name(path: str) -> str:
     return path if rel.startswith('..') else 'configs/' + rel.replace(osp.sep, '/')
 
 
+def parse_options(options: Optional[Dict[str, object]]) -> Dict[str, object]:
+    """``{'a.b': value}`` with every value parsed from its string form as
+    ``--cfg-options key=value ...`` on a command line (mmengine's
+    ``DictAction``) parses it."""
+    from mmengine.config import DictAction
+    if not options:
+        return {}
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    return parser.parse_args(['--o'] + [f'{k}={v}' for k, v in options.items()]).o
+
+
+def nested(dotted: Dict[str, object]) -> dict:
+    """``{'a.b': v}`` as ``{'a': {'b': v}}`` (what a config file writes)."""
+    from mmengine.config import Config
+    cfg = Config()
+    cfg.merge_from_dict(dict(dotted))
+    return cfg.to_dict()
+
+
 def load_config(path: str, options: Optional[Dict[str, object]] = None):
     """``Config.fromfile(path)`` with ``options`` merged exactly as
     ``--cfg-options key=value ...`` on a command line would be (values are
     parsed from their string form)."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     cfg = Config.fromfile(path)
     if options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(
-            ['--o'] + [f'{k}={v}' for k, v in options.items()]).o)
+        cfg.merge_from_dict(parse_options(options))
     return cfg

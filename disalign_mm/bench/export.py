@@ -42,15 +42,17 @@ def check_loads(cfg, state: Dict[str, torch.Tensor], where: str) -> None:
 
 
 def save_stage2_checkpoint(path: str, cfg, stage1_checkpoint: str, head: nn.Module,
-                           classes: Optional[list], meta: Optional[dict] = None) -> str:
+                           classes: Optional[list], meta: Optional[dict] = None,
+                           stage1_sha256: Optional[str] = None) -> str:
     """Write the checkpoint of the second stage ``head`` on the stage-1 model
     (an mmengine checkpoint: ``meta`` + ``state_dict``), after checking that
     the stage-2 config ``cfg`` loads it strictly. ``meta['dataset_meta']``
-    carries the class names (mmpretrain's inferencer shows them)."""
+    carries the class names (mmpretrain's inferencer shows them);
+    ``stage1_sha256`` (computed when not given) records the stage 1."""
     state = stage2_state_dict(stage1_checkpoint, head)
     check_loads(cfg, state, path)
     info = dict(meta or {}, stage1_checkpoint=osp.abspath(stage1_checkpoint),
-                stage1_sha256=file_sha256(stage1_checkpoint))
+                stage1_sha256=stage1_sha256 or file_sha256(stage1_checkpoint))
     ckpt = dict(meta=dict(disalign_mm=info), state_dict=state)
     if classes:
         ckpt['meta']['dataset_meta'] = dict(classes=list(classes))

@@ -29,7 +29,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -39,12 +39,6 @@ Features = Dict[str, dict]
 CACHE_FORMAT = 'disalign_mm/stage1-outputs@2'
 MANIFEST = 'manifest.json'
 DTYPES = {'float32': torch.float32, 'float16': torch.float16}
-
-
-def without_augmentation(dataset_cfg: dict) -> dict:
-    """A copy of a data set config whose pipeline only packs the inputs
-    (no random augmentation, no resizing): data sets held in memory."""
-    return dict(copy.deepcopy(dataset_cfg), pipeline=[dict(type='PackInputs')])
 
 
 def file_sha256(path: str) -> str:
@@ -198,7 +192,7 @@ class FeatureCache:
                           for k in ('feats', 'logits', 'labels')}
         head = torch.load(self._file('head.pth'), map_location='cpu', weights_only=True)
         out['head_state'] = head['state']
-        out['meta'] = self.manifest['meta']
+        out['meta'] = dict(self.manifest['meta'], checkpoint_sha256=self.key['checkpoint_sha256'])
         return out
 
 
@@ -346,7 +340,6 @@ def cached_features(cache_dir: str,
     return cache.load()
 
 
-def class_counts(features: Features, split: str = 'train',
-                 num_classes: Optional[int] = None) -> torch.Tensor:
-    """Images per class of a split."""
-    return torch.bincount(features[split]['labels'], minlength=num_classes or 0)
+def class_counts(split: dict, num_classes: int) -> List[int]:
+    """Samples per class of a cached split (``{'labels': (N,), ...}``)."""
+    return torch.bincount(split['labels'], minlength=num_classes).tolist()

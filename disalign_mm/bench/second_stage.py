@@ -35,13 +35,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from .configs import load_config
-from .features import cached_features, file_sha256
+from .configs import load_config, nested, parse_options
+from .features import cached_features, class_counts
 from .methods import (ABLATIONS, HYPER_PARAMETERS, METHODS, PEERS, Method, Schedule, leaf_dataset,
                       merge, method_by_key, stage2_changes, supports, train_dataset,
                       write_stage2_config)
 from .report import format_hp
-from .selection import counts_of, run_methods
+from .selection import run_methods
 from .splits import held_out_split
 from .stage2 import score_predictions
 
@@ -97,17 +97,7 @@ class Settings:
 def nested_options(options: Optional[Dict[str, object]]) -> dict:
     """``--cfg-options`` (``{'a.b': value}``, values parsed as mmengine's
     ``DictAction`` does) as a nested dict, to write into a config file."""
-    import argparse
-
-    from mmengine.config import Config, DictAction
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction)
-    if not options:
-        return {}
-    parsed = parser.parse_args(['--o'] + [f'{k}={v}' for k, v in options.items()]).o
-    cfg = Config()
-    cfg.merge_from_dict(parsed)
-    return cfg.to_dict()
+    return nested(parse_options(options))
 
 
 def thresholds(cfg, settings: Settings) -> tuple:
@@ -124,14 +114,7 @@ def thresholds(cfg, settings: Settings) -> tuple:
 
 def chosen_changes(hp: Dict[str, float]) -> dict:
     """The chosen hyper-parameters as nested config changes."""
-    out: dict = {}
-    for k, v in hp.items():
-        d = out
-        keys = HYPER_PARAMETERS[k].split('.')
-        for sub in keys[:-1]:
-            d = d.setdefault(sub, {})
-        d[keys[-1]] = v
-    return out
+    return nested({HYPER_PARAMETERS[k]: v for k, v in hp.items()})
 
 
 def _subset(split: dict, idx: List[int]) -> dict:
@@ -244,7 +227,7 @@ def select_second_stage(stage1_config: str,
                           reduced={str(k): v for k, v in split.reduced.items()})
         val_description = (f'a class-balanced split held out of the training set '
                            f'({s.val_per_class} images per class)')
-    counts = counts_of(data['train'], K)
+    counts = class_counts(data['train'], K)
     empty = [classes[c] if classes else c for c in range(K) if counts[c] == 0]
     if empty:
         log(f'warning: {len(empty)} classes have no training image ({empty[:5]}): the GRW '
@@ -290,7 +273,7 @@ def select_second_stage(stage1_config: str,
 
     result = dict(
         meta=dict(config=stage1_config, checkpoint=osp.abspath(checkpoint),
-                  checkpoint_sha256=file_sha256(checkpoint), num_classes=K, classes=classes,
+                  checkpoint_sha256=meta['checkpoint_sha256'], num_classes=K, classes=classes,
                   train_counts=counts, test_images=int(data['test']['labels'].numel()),
                   many_thr=many_thr, few_thr=few_thr, val_description=val_description,
                   split=split_info, settings=dict(asdict(s), schedule=asdict(s.schedule)),
@@ -315,7 +298,7 @@ def select_second_stage(stage1_config: str,
         else:
             best = method_by_key(s.export, exportable)
         result['exported'] = export(best, runs[best.key], changes[best.key], stage1_config,
-                                    checkpoint, work_dir, classes, log)
+                                    checkpoint, work_dir, classes, meta['checkpoint_sha256'], log)
     result['meta']['wall_time_s'] = round(time.time() - t_start, 1)
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(result, f, indent=1)
@@ -325,7 +308,8 @@ def select_second_stage(stage1_config: str,
 
 
 def export(method: Method, run: dict, changes: dict, stage1_config: str, checkpoint: str,
-           work_dir: str, classes, log: Callable[[str], None] = print) -> dict:
+           work_dir: str, classes, checkpoint_sha256: Optional[str] = None,
+           log: Callable[[str], None] = print) -> dict:
     """Write ``stage2_<method>.py`` (the method's config with the chosen
     values) and ``stage2_<method>.pth`` (the stage-1 weights with the trained
     head) into ``work_dir``."""
@@ -344,7 +328,8 @@ def export(method: Method, run: dict, changes: dict, stage1_config: str, checkpo
         run['chosen'])), header)
     save_stage2_checkpoint(ckpt_path, cfg, checkpoint, run['model'].head, classes,
                            meta=dict(method=method.key, chosen=run['chosen'],
-                                     config=cfg_path, test_top1=run['test']['top1']))
+                                     config=cfg_path, test_top1=run['test']['top1']),
+                           stage1_sha256=checkpoint_sha256)
     log(f'exported {method.name}: {cfg_path} and {ckpt_path}\n'
         f'    mim test mmpretrain {cfg_path} --checkpoint {ckpt_path}')
     return dict(method=method.key, config=cfg_path, checkpoint=ckpt_path)

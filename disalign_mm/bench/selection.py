@@ -10,9 +10,7 @@ import logging
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import torch
-
-from .features import Features
+from .features import Features, class_counts
 from .methods import Method, trial_config
 from .report import format_hp
 from .stage2 import (build_stage2_model, calibration_summary, evaluate, find_calibration,
@@ -46,10 +44,6 @@ def quiet():
         yield
     finally:
         logger.setLevel(level)
-
-
-def counts_of(split: dict, num_classes: int) -> List[int]:
-    return torch.bincount(split['labels'], minlength=num_classes).tolist()
 
 
 def run_method(method: Method, cfg, data: Features, seed: int, many_thr: float,
@@ -87,9 +81,9 @@ def run_method(method: Method, cfg, data: Features, seed: int, many_thr: float,
     classes = data['meta'].get('classes')
     final_set = data[method.train_set]
     trial_set = data[(trial_sets or {}).get(method.train_set, method.train_set)]
-    final_counts = list(group_counts) if group_counts is not None else counts_of(
+    final_counts = list(group_counts) if group_counts is not None else class_counts(
         final_set, num_classes)
-    trial_counts = counts_of(trial_set, num_classes)
+    trial_counts = class_counts(trial_set, num_classes)
     thr = dict(many_thr=many_thr, few_thr=few_thr)
     grid = method.grid if grid is None else grid
 

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .features import class_counts
 from .methods import Schedule
 from .stage2 import build_stage2_model, train_on_features
 
@@ -90,9 +91,9 @@ def time_cached_training(cfg, data: Dict[str, dict], cached_logits: bool = True,
         for s in cfg.param_scheduler:
             s.T_max, s.end = epochs, epochs
     train = data['train']
-    counts = torch.bincount(train['labels'], minlength=int(data['meta']['num_classes']))
+    counts = class_counts(train, int(data['meta']['num_classes']))
     t0 = time.perf_counter()
-    model = build_stage2_model(cfg, data['head_state'], counts.tolist(), seed=0)
+    model = build_stage2_model(cfg, data['head_state'], counts, seed=0)
     train_on_features(cfg, model, train['feats'], train['labels'], seed=0,
                       logits=train['logits'] if cached_logits else None)
     seconds = time.perf_counter() - t0

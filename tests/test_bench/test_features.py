@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from disalign_mm.bench import features as F
-from disalign_mm.bench.features import cached_features, class_counts, without_augmentation
+from disalign_mm.bench.features import cached_features, class_counts
 from tests.test_cls.fixtures import FMNIST_STAGE1, load_cfg, make_fmnist, tiny_fmnist_options
 
 
@@ -27,7 +27,8 @@ def stage1(tmp_path_factory):
 
 
 def _datasets(cfg):
-    return dict(test=without_augmentation(cfg.test_dataloader.dataset.to_dict()))
+    return dict(test=dict(cfg.test_dataloader.dataset.to_dict(),
+                          pipeline=[dict(type='PackInputs')]))
 
 
 def test_outputs_are_the_models_and_reused(stage1, tmp_path):
@@ -52,7 +53,7 @@ def test_outputs_are_the_models_and_reused(stage1, tmp_path):
                                                    batch['data_samples']]
     assert torch.equal(data['head_state']['fc.weight'], model.head.fc.weight)
     assert data['meta']['num_classes'] == 10 and data['meta']['classes'][0] == 'T-shirt/top'
-    assert class_counts(data, 'test', 12).tolist() == [6] * 10 + [0, 0]
+    assert class_counts(data['test'], 12) == [6] * 10 + [0, 0]
 
     lines.clear()
     again = cached_features(path, cfg, ckpt, datasets, log=lines.append)

@@ -65,7 +65,7 @@ def parse_args(argv=None):
 def fmnist(args) -> dict:
     from disalign_mm.bench import fmnist_lt
     from disalign_mm.bench.configs import config_path, load_config
-    from disalign_mm.bench.features import cached_features
+    from disalign_mm.bench.features import cached_features, class_counts
     from disalign_mm.bench.methods import leaf_dataset, train_dataset
     from disalign_mm.bench.stage1 import Stage1Run, train_stage1
     from disalign_mm.bench.stage2 import build_stage2_model, evaluate, train_on_features
@@ -100,7 +100,7 @@ def fmnist(args) -> dict:
                            recompute=True, log=log)
     t_extract = time.perf_counter() - t0
     t0 = time.perf_counter()
-    counts = torch.bincount(data['train']['labels'], minlength=10).tolist()
+    counts = class_counts(data['train'], 10)
     model = build_stage2_model(cfg2, data['head_state'], counts, seed=cfg2.randomness.seed)
     train_on_features(cfg2, model, data['train']['feats'], data['train']['labels'],
                       logits=data['train']['logits'])
