@@ -35,6 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from ..engine.per_class import write_per_class
 from .configs import load_config, nested, parse_options
 from .features import cached_features, class_counts
 from .methods import (ABLATIONS, HYPER_PARAMETERS, METHODS, PEERS, Method, Schedule, leaf_dataset,
@@ -266,10 +267,8 @@ def select_second_stage(stage1_config: str,
                        counts, log=log)
     # the per-class results of every test, for the diagnostics tool
     per_class_dir = osp.join(work_dir, 'per_class')
-    os.makedirs(per_class_dir, exist_ok=True)
     for key, rec in [('stage1', stage1['record'])] + [(k, r['record']) for k, r in runs.items()]:
-        with open(osp.join(per_class_dir, f'{key}.json'), 'w') as f:
-            json.dump(rec, f, indent=1)
+        write_per_class(rec, osp.join(per_class_dir, f'{key}.json'), None, 'select_second_stage')
 
     result = dict(
         meta=dict(config=stage1_config, checkpoint=osp.abspath(checkpoint),

@@ -9,7 +9,7 @@ from mmpretrain.registry import METRICS
 
 from ..engine.class_stats import (FEW_THR, MANY_THR, ClassCounts, ClassCountsLike, as_class_counts,
                                   count_groups, explicit_groups, load_class_counts)
-from ..engine.per_class import per_class_record, write_per_class
+from ..engine.per_class import keep_per_class, per_class_record
 
 
 def _are_probabilities(pred: torch.Tensor, atol: float = 1e-3) -> bool:
@@ -272,7 +272,4 @@ class LongTailAccuracy(BaseMetric):
         return metrics
 
     def _dump(self) -> None:
-        path = write_per_class(self.per_class, self.out_file, self.out_dir, 'LongTailAccuracy')
-        if path is not None:
-            # DisAlignFreezeHook adds what the calibration did to this file
-            self.per_class_file = path
+        keep_per_class(self, self.per_class, 'LongTailAccuracy')

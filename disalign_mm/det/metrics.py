@@ -42,7 +42,7 @@ from mmengine.logging import MMLogger
 
 from ..engine.class_stats import (ClassCounts, ClassCountsLike, as_class_counts, explicit_groups,
                                   load_class_counts)
-from ..engine.per_class import per_class_record, write_per_class
+from ..engine.per_class import keep_per_class, per_class_record
 from .lvis_stats import FREQUENCIES, frequency_groups_of
 
 #: LVIS's split on training images per category (Gupta et al. 2019, Sec. 3):
@@ -244,11 +244,7 @@ class _PerCategoryAP:
             primary='bbox_AP' if 'bbox' in per_class else 'segm_AP',
             test_counts=test_counts, grouping=grouping, ap=settings,
             count_source=None if counts is None else counts.source)
-        self.per_class = record
-        path = write_per_class(record, self.out_file, self.out_dir, self._who)
-        if path is not None:
-            # DisAlignFreezeHook adds what the calibration did to this file
-            self.per_class_file = path
+        keep_per_class(self, record, self._who)
 
 
 def _percent(ap: Sequence[float]) -> List[Optional[float]]:

@@ -14,11 +14,11 @@ The same counts drive the GRW loss (Eq. 11) and the Many/Medium/Few or
 Head/Body/Tail groups of the metrics, so both always agree.
 """
 import json
-import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
 from ..core.grw import Counts
+from .utils import read_json
 
 FORMAT = 'disalign_mm/class-counts@1'
 UNITS = ('images', 'instances', 'pixels')
@@ -124,16 +124,9 @@ def load_class_counts(path: str,
                       num_classes: Optional[int] = None,
                       classes: Optional[Sequence[str]] = None) -> ClassCounts:
     """Read a counts JSON and validate it (see :meth:`ClassCounts.check`)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'class counts file {path!r} does not exist. Compute it from the '
-            'training set (see README, "Class counts"), or give the counts in '
-            'the config.')
-    with open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'class counts file {path!r} is not JSON: {e}') from e
+    data = read_json(path, f'class counts file {path!r} does not exist. Compute it from the '
+                     'training set (see README, "Class counts"), or give the counts in the '
+                     'config.', what='class counts file ')
     if not isinstance(data, dict) or data.get('format') != FORMAT or 'counts' not in data:
         raise ValueError(f'{path!r} is not a class counts file: expected a JSON '
                          f'object with "format": "{FORMAT}" and "counts"')

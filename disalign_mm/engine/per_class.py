@@ -27,6 +27,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from .utils import read_json
+
 FORMAT = 'disalign_mm/per-class@1'
 TASKS = ('classification', 'segmentation', 'detection')
 _UNITS = ('images', 'instances', 'pixels')
@@ -148,17 +150,24 @@ def write_per_class(record: dict, out_file: Optional[str], out_dir: Optional[str
     return path
 
 
+def keep_per_class(metric, record: dict, who: str) -> Optional[str]:
+    """What every long-tail metric does with its record: keep it as
+    ``metric.per_class``, write it to the metric's ``out_file`` / ``out_dir``
+    (:func:`write_per_class`) and record the path as ``metric.per_class_file``,
+    where :class:`~disalign_mm.engine.DisAlignFreezeHook` adds what the
+    calibration did. Returns the path written (None when none)."""
+    metric.per_class = record
+    path = write_per_class(record, metric.out_file, metric.out_dir, who)
+    if path is not None:
+        metric.per_class_file = path
+    return path
+
+
 def load_per_class(path: str) -> dict:
     """Read a per-class JSON and check it (format, lengths), with an error
     naming the file and the problem."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'per-class results {path!r} do not exist: a test run with a '
-                                'disalign_mm long-tail metric writes them (see its out_file)')
-    with open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{path!r} is not JSON: {e}') from e
+    data = read_json(path, f'per-class results {path!r} do not exist: a test run with a '
+                     'disalign_mm long-tail metric writes them (see its out_file)')
     if not isinstance(data, dict) or data.get('format') != FORMAT:
         raise ValueError(f'{path!r} is not a per-class results file: expected "format": '
                          f'"{FORMAT}" (written by LongTailAccuracy, HeadBodyTailIoUMetric or '

@@ -1,4 +1,6 @@
 """Small helpers shared by the hooks and tools of every host."""
+import json
+import os.path as osp
 from typing import Dict, Iterable, List, Optional
 
 import torch
@@ -47,3 +49,15 @@ def misfit(own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
                           f'{tuple(own[k].shape)}' for k in mismatched[:5])
         parts.append(f'{len(mismatched)} have another shape ({shown})')
     return '; '.join(parts) or None
+
+
+def read_json(path: str, missing: str, what: str = ''):
+    """The JSON in ``path``: FileNotFoundError(``missing``) when there is no
+    such file, ValueError naming ``what`` + the path when it is not JSON."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(missing)
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{what}{path!r} is not JSON: {e}') from e

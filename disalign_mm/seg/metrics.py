@@ -11,7 +11,7 @@ from prettytable import PrettyTable
 
 from ..engine.class_stats import (HEAD_THR, TAIL_THR, ClassCounts, ClassCountsLike, as_class_counts,
                                   explicit_groups, load_class_counts, ratio_groups)
-from ..engine.per_class import per_class_record, write_per_class
+from ..engine.per_class import keep_per_class, per_class_record
 from .ade20k import ade20k_groups, is_ade20k_classes, is_ade20k_table
 
 GROUP_ORDER = ('head', 'body', 'tail')
@@ -200,8 +200,4 @@ class HeadBodyTailIoUMetric(IoUMetric):
             train_counts=None if counts is None else counts.counts,
             count_unit=None if counts is None else counts.unit,
             primary='IoU' if 'IoU' in values else None)
-        path = write_per_class(self.per_class, self.out_file, self.out_dir,
-                               'HeadBodyTailIoUMetric')
-        if path is not None:
-            # DisAlignFreezeHook adds what the calibration did to this file
-            self.per_class_file = path
+        keep_per_class(self, self.per_class, 'HeadBodyTailIoUMetric')
