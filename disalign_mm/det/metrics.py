@@ -40,15 +40,12 @@ from mmdet.evaluation.metrics import lvis_metric as _lvis_metric_module
 from mmdet.registry import METRICS
 from mmengine.logging import MMLogger
 
-from ..engine.class_stats import (ClassCounts, ClassCountsLike, as_class_counts, explicit_groups,
+from ..engine.class_stats import (FREQUENT_THR, RARE_THR, ClassCounts, ClassCountsLike,
+                                  as_class_counts, explicit_groups, frequency_groups,
                                   load_class_counts)
 from ..engine.per_class import keep_per_class, per_class_record
 from .lvis_stats import FREQUENCIES, frequency_groups_of
 
-#: LVIS's split on training images per category (Gupta et al. 2019, Sec. 3):
-#: rare 1-10 images, common 11-100, frequent more than 100.
-RARE_THR = 10
-FREQUENT_THR = 100
 GROUP_NAMES = ('rare', 'common', 'frequent')
 #: the logged key of a group's mean AP (``{iou_type}_{key}``); other group
 #: names are logged as ``{iou_type}_AP_{name}``
@@ -58,36 +55,6 @@ _LVIS_GROUPS = dict(zip(FREQUENCIES, GROUP_NAMES))
 _IOU_TYPES = ('bbox', 'segm')
 #: COCO's AP definition: at most 100 detections per image
 COCO_MAX_DETS = 100
-
-
-def frequency_groups(counts: ClassCountsLike,
-                     rare_thr: float = RARE_THR,
-                     frequent_thr: float = FREQUENT_THR,
-                     names: Sequence[str] = GROUP_NAMES) -> Dict[str, List[int]]:
-    """Split categories by training count, the LVIS convention: ``rare``
-    has at most ``rare_thr``, ``frequent`` more than ``frequent_thr``,
-    ``common`` the rest (defaults: rare 0-10, common 11-100, frequent > 100;
-    a category without a training image is rare).
-
-    Args:
-        counts (ClassCounts | Sequence[float]): Training count per category.
-        rare_thr (float): Defaults to 10.
-        frequent_thr (float): Defaults to 100.
-        names (Sequence[str]): The three group names, rarest first.
-            Defaults to ``('rare', 'common', 'frequent')``.
-
-    Returns:
-        dict: Group name -> category indices.
-    """
-    if rare_thr > frequent_thr:
-        raise ValueError(f'rare_thr ({rare_thr}) must not exceed frequent_thr ({frequent_thr})')
-    c = as_class_counts(counts).counts
-    rare, common, frequent = names
-    return {
-        rare: [i for i, n in enumerate(c) if n <= rare_thr],
-        common: [i for i, n in enumerate(c) if rare_thr < n <= frequent_thr],
-        frequent: [i for i, n in enumerate(c) if n > frequent_thr],
-    }
 
 
 def group_key(name: str) -> str:

@@ -31,6 +31,10 @@ FEW_THR = 20
 #: (appendix B, ADE20K): head above 1 %, tail below 0.1 %.
 HEAD_THR = 0.01
 TAIL_THR = 0.001
+#: LVIS's split on training images per category (Gupta et al. 2019, Sec. 3):
+#: rare 1-10 images, common 11-100, frequent more than 100.
+RARE_THR = 10
+FREQUENT_THR = 100
 
 
 @dataclass
@@ -152,6 +156,25 @@ def as_class_counts(counts: ClassCountsLike, source: str = '') -> ClassCounts:
     return ClassCounts(list(counts), source=source)
 
 
+def _split(values: Sequence[float], low: float, high: float, names: Sequence[str],
+           low_inclusive: bool) -> Dict[str, List[int]]:
+    """Indices of ``values`` above ``high``, at or below it down to ``low``,
+    and below ``low`` (``low_inclusive``: at or below ``low``); ``names``
+    highest group first."""
+    if low > high:
+        raise ValueError(f'the lower threshold ({low}) must not exceed the higher ({high})')
+    hi, mid, lo = names
+
+    def is_low(x: float) -> bool:
+        return x <= low if low_inclusive else x < low
+
+    return {
+        hi: [i for i, x in enumerate(values) if x > high],
+        mid: [i for i, x in enumerate(values) if x <= high and not is_low(x)],
+        lo: [i for i, x in enumerate(values) if is_low(x)],
+    }
+
+
 def count_groups(counts: ClassCountsLike,
                  many_thr: float = MANY_THR,
                  few_thr: float = FEW_THR,
@@ -161,13 +184,32 @@ def count_groups(counts: ClassCountsLike,
     the rest (so 20..100 inclusive by default)."""
     if few_thr > many_thr:
         raise ValueError(f'few_thr ({few_thr}) must not exceed many_thr ({many_thr})')
-    c = as_class_counts(counts).counts
-    hi, mid, lo = names
-    return {
-        hi: [i for i, n in enumerate(c) if n > many_thr],
-        mid: [i for i, n in enumerate(c) if few_thr <= n <= many_thr],
-        lo: [i for i, n in enumerate(c) if n < few_thr],
-    }
+    return _split(as_class_counts(counts).counts, few_thr, many_thr, names, False)
+
+
+def frequency_groups(counts: ClassCountsLike,
+                     rare_thr: float = RARE_THR,
+                     frequent_thr: float = FREQUENT_THR,
+                     names: Sequence[str] = ('rare', 'common', 'frequent')) -> Dict[str, List[int]]:
+    """Split categories by training count, the LVIS convention: ``rare``
+    has at most ``rare_thr``, ``frequent`` more than ``frequent_thr``,
+    ``common`` the rest (defaults: rare 0-10, common 11-100, frequent > 100;
+    a category without a training image is rare).
+
+    Args:
+        counts (ClassCounts | Sequence[float]): Training count per category.
+        rare_thr (float): Defaults to 10.
+        frequent_thr (float): Defaults to 100.
+        names (Sequence[str]): The three group names, rarest first.
+            Defaults to ``('rare', 'common', 'frequent')``.
+
+    Returns:
+        dict: Group name -> category indices.
+    """
+    if rare_thr > frequent_thr:
+        raise ValueError(f'rare_thr ({rare_thr}) must not exceed frequent_thr ({frequent_thr})')
+    groups = _split(as_class_counts(counts).counts, rare_thr, frequent_thr, names[::-1], True)
+    return {k: groups[k] for k in names}
 
 
 def ratio_groups(counts: ClassCountsLike,
@@ -183,13 +225,7 @@ def ratio_groups(counts: ClassCountsLike,
     total = sum(c)
     if total <= 0:
         raise ValueError('class counts sum to zero')
-    r = [n / total for n in c]
-    hi, mid, lo = names
-    return {
-        hi: [i for i, x in enumerate(r) if x > head_thr],
-        mid: [i for i, x in enumerate(r) if tail_thr <= x <= head_thr],
-        lo: [i for i, x in enumerate(r) if x < tail_thr],
-    }
+    return _split([n / total for n in c], tail_thr, head_thr, names, False)
 
 
 def explicit_groups(groups: Dict[str, Sequence[Union[int, str]]],
