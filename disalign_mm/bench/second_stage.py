@@ -31,10 +31,11 @@ import os
 import os.path as osp
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..engine.class_stats import ClassCounts
 from ..engine.per_class import write_per_class
 from .configs import load_config, nested, parse_options
 from .features import cached_features, class_counts
@@ -123,6 +124,46 @@ def _subset(split: dict, idx: List[int]) -> dict:
     return {k: v[idx] for k, v in split.items()}
 
 
+def _datasets(cfg, s: Settings, val_dataset: Optional[dict],
+              extra_splits: Optional[Dict[str, dict]]) -> Tuple[Dict[str, dict], str]:
+    """The data sets to cache (training set through the test pipeline, test
+    set, the validation set when one is given or taken from the config,
+    extras) and how the validation data is described."""
+    datasets = dict(train=train_dataset(cfg),
+                    test=leaf_dataset(cfg.test_dataloader.dataset, 'test_dataloader.dataset'))
+    description = ''
+    if val_dataset is not None:
+        datasets['val'] = val_dataset
+        description = 'the validation set given'
+    elif s.val_set == 'config':
+        val = leaf_dataset(cfg.val_dataloader.dataset, 'val_dataloader.dataset')
+        if val == datasets['test']:
+            raise ValueError('the config\'s val_dataloader reads its test set: choosing on it '
+                             'would choose on the test set. Use the held-out split (val_set='
+                             '"held-out") or point val_dataloader.dataset at a validation set')
+        datasets['val'] = val
+        description = "the config's validation set"
+    datasets.update(extra_splits or {})
+    return datasets, description
+
+
+def _hold_out(data: dict, s: Settings, num_classes: int, classes, work_dir: str,
+              log: Callable[[str], None]) -> Tuple[dict, str]:
+    """Split the cached training set into ``train_trial`` and ``val`` (in
+    ``data``), record the split in ``split.json``; its summary and
+    description."""
+    split = held_out_split(data['train']['labels'], s.val_per_class, s.split_seed, num_classes)
+    data['train_trial'] = _subset(data['train'], split.train)
+    data['val'] = _subset(data['train'], split.val)
+    path = osp.join(work_dir, 'split.json')
+    split.dump(path)
+    log(split.describe(classes) + f' (recorded in {path})')
+    info = dict(per_class=split.per_class, seed=split.seed, val_images=len(split.val),
+                reduced={str(k): v for k, v in split.reduced.items()})
+    return info, (f'a class-balanced split held out of the training set '
+                  f'({s.val_per_class} images per class)')
+
+
 def markdown_table(result: dict) -> str:
     """One run: a row per method with the chosen values and the validation
     score."""
@@ -189,27 +230,14 @@ def select_second_stage(stage1_config: str,
         raise ValueError(f'val_set must be one of {VAL_SETS}, got {s.val_set!r}')
     table = list(METHODS) + list(extra_methods)
     keys = list(s.methods) + ([k for k in ABLATIONS if k not in s.methods] if s.ablations else [])
-    keys += [m.same_as for m in map(lambda k: method_by_key(k, table), keys)
-             if m.same_as and m.same_as not in keys]  # the runs same_as rows report
     methods = [method_by_key(k, table) for k in keys]
+    for m in list(methods):  # the runs that same_as rows report
+        if m.same_as and m.same_as not in [x.key for x in methods]:
+            methods.append(method_by_key(m.same_as, table))
     cfg = load_config(stage1_config, options or {})
     many_thr, few_thr = thresholds(cfg, s)
 
-    # the data sets: training (test pipeline), validation, test, extras
-    datasets = dict(train=train_dataset(cfg),
-                    test=leaf_dataset(cfg.test_dataloader.dataset, 'test_dataloader.dataset'))
-    if val_dataset is not None:
-        datasets['val'] = val_dataset
-        val_description = 'the validation set given'
-    elif s.val_set == 'config':
-        val = leaf_dataset(cfg.val_dataloader.dataset, 'val_dataloader.dataset')
-        if val == datasets['test']:
-            raise ValueError('the config\'s val_dataloader reads its test set: choosing on it '
-                             'would choose on the test set. Use the held-out split (val_set='
-                             '"held-out") or point val_dataloader.dataset at a validation set')
-        datasets['val'] = val
-        val_description = "the config's validation set"
-    datasets.update(extra_splits or {})
+    datasets, val_description = _datasets(cfg, s, val_dataset, extra_splits)
     data = cached_features(osp.join(work_dir, 'stage1_outputs'), cfg, checkpoint, datasets,
                            device=s.device, batch_size=s.batch_size, dtype=s.cache_dtype,
                            recompute=s.recompute, config_name=stage1_config, log=log)
@@ -218,22 +246,13 @@ def select_second_stage(stage1_config: str,
     trial_sets: Dict[str, str] = {}
     split_info = None
     if 'val' not in datasets:
-        split = held_out_split(data['train']['labels'], s.val_per_class, s.split_seed, K)
-        data['train_trial'] = _subset(data['train'], split.train)
-        data['val'] = _subset(data['train'], split.val)
+        split_info, val_description = _hold_out(data, s, K, classes, work_dir, log)
         trial_sets['train'] = 'train_trial'
-        split.dump(osp.join(work_dir, 'split.json'))
-        log(split.describe(classes) + f' (recorded in {osp.join(work_dir, "split.json")})')
-        split_info = dict(per_class=split.per_class, seed=split.seed, val_images=len(split.val),
-                          reduced={str(k): v for k, v in split.reduced.items()})
-        val_description = (f'a class-balanced split held out of the training set '
-                           f'({s.val_per_class} images per class)')
     counts = class_counts(data['train'], K)
     empty = [classes[c] if classes else c for c in range(K) if counts[c] == 0]
     if empty:
         log(f'warning: {len(empty)} classes have no training image ({empty[:5]}): the GRW '
             'methods stop on them (give min_count to the loss to floor them)')
-    from ..engine.class_stats import ClassCounts
     counts_file = osp.join(work_dir, 'class_counts.json')
     ClassCounts(counts, classes=classes, unit='images',
                 source=f'training labels of {stage1_config}').dump(counts_file)
