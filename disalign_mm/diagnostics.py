@@ -100,11 +100,15 @@ def class_order(record: dict) -> List[int]:
     return sorted(range(k), key=lambda i: (rank.get(groups[i], len(rank)), i))
 
 
-def check_comparable(a: dict, b: dict, label_a: str, label_b: str) -> List[str]:
+def check_comparable(a: dict, b: dict, label_a: str, label_b: str,
+                     allow_different_test_sets: bool = False) -> List[str]:
     """Raise a ValueError naming both runs unless ``a`` and ``b`` describe
     the same classes (task, number, names when both have names, training
-    counts when both have counts). Returns notes on what is compared
-    anyway (counts or groups only one side has, groups that differ)."""
+    counts when both have counts) evaluated on the same test set (the same
+    test images per class, when both records say; with
+    ``allow_different_test_sets`` a difference is a loud note instead).
+    Returns notes on what is compared anyway (counts or groups only one
+    side has, groups that differ, test sets that differ)."""
     sides = f'{label_a!r} and {label_b!r}'
     if a['task'] != b['task']:
         raise ValueError(f'cannot compare {sides}: {label_a!r} is a {a["task"]} run, '
@@ -136,6 +140,21 @@ def check_comparable(a: dict, b: dict, label_a: str, label_b: str) -> List[str]:
     if a['groups'] != b['groups']:
         notes.append(f'the groups of {label_a!r} and {label_b!r} differ: those of '
                      f'{label_a!r} are used')
+    ta, tb = a.get('test_counts'), b.get('test_counts')
+    if ta is not None and tb is not None and list(ta) != list(tb):
+        i = next(i for i, (x, y) in enumerate(zip(ta, tb)) if x != y)
+        what = (f'their test sets differ: {sum(ta):g} test images or instances in {label_a!r}, '
+                f'{sum(tb):g} in {label_b!r}, first at class {i} ({class_names(a)[i]}): '
+                f'{ta[i]:g} vs {tb[i]:g}')
+        if not allow_different_test_sets:
+            raise ValueError(f'cannot compare {sides}: {what}. A per-class change between two '
+                             'test sets mixes the models with the data. Evaluate both on the '
+                             'same test set, or pass --allow-different-test-sets to compare '
+                             'them anyway.')
+        notes.append(f'WARNING: {what}; the changes below mix the models with the test data')
+    elif (ta is None) != (tb is None):
+        notes.append('only one run records its test images per class: whether both were '
+                     'evaluated on the same test set is not known')
     return notes
 
 
@@ -201,9 +220,12 @@ def class_changes(before: dict, after: dict, metric: str, top: int = 10,
 
 
 def summarize(records: Sequence[dict], labels: Sequence[str], metric: Optional[str] = None,
-              top: int = 10, paths: Optional[Sequence[str]] = None) -> dict:
+              top: int = 10, paths: Optional[Sequence[str]] = None,
+              allow_different_test_sets: bool = False) -> dict:
     """Everything :func:`diagnose` reports, as a JSON-serialisable dict
-    (no figures). ``metric`` defaults to the first run's primary."""
+    (no figures). ``metric`` defaults to the first run's primary; two runs
+    on different test sets are an error unless ``allow_different_test_sets``
+    (:func:`check_comparable`)."""
     if not 1 <= len(records) <= 2:
         raise ValueError(f'give one or two runs, got {len(records)}')
     if len(labels) != len(records):
@@ -212,7 +234,8 @@ def summarize(records: Sequence[dict], labels: Sequence[str], metric: Optional[s
         raise ValueError(f'top must be >= 0, got {top}')
     notes = []
     if len(records) == 2:
-        notes += check_comparable(records[0], records[1], labels[0], labels[1])
+        notes += check_comparable(records[0], records[1], labels[0], labels[1],
+                                  allow_different_test_sets)
     first = records[0]
     metric = metric or first['primary']
     for rec, label in zip(records, labels):
@@ -513,7 +536,8 @@ def _safe(name: str) -> str:
 
 
 def diagnose(paths: Sequence[str], out_dir: str, labels: Optional[Sequence[str]] = None,
-             metric: Optional[str] = None, top: int = 10) -> dict:
+             metric: Optional[str] = None, top: int = 10,
+             allow_different_test_sets: bool = False) -> dict:
     """Write the long-tail diagnostics of one or two per-class JSON files.
 
     Args:
@@ -527,6 +551,9 @@ def diagnose(paths: Sequence[str], out_dir: str, labels: Optional[Sequence[str]]
             Defaults to the first run's primary (``accuracy``, ``IoU``,
             ``bbox_AP``).
         top (int): Classes listed as gained and as lost. Defaults to 10.
+        allow_different_test_sets (bool): Compare two runs evaluated on
+            different test sets (a loud note) instead of refusing. Defaults
+            to False.
 
     Returns:
         dict: The summary (:func:`summarize`) with ``figures`` (the PNGs
@@ -544,7 +571,8 @@ def diagnose(paths: Sequence[str], out_dir: str, labels: Optional[Sequence[str]]
     if len(labels) != len(paths):
         raise ValueError(f'{len(labels)} labels for {len(paths)} runs: give one label per run')
     records = [load_per_class(p) for p in paths]
-    summary = summarize(records, labels, metric, top, paths=[osp.abspath(p) for p in paths])
+    summary = summarize(records, labels, metric, top, paths=[osp.abspath(p) for p in paths],
+                        allow_different_test_sets=allow_different_test_sets)
     os.makedirs(out_dir, exist_ok=True)
     counts = records[0].get('train_counts')
     unit = records[0].get('count_unit')

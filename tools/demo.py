@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from disalign_mm.bench.fmnist_lt import FASHION_MNIST_ROOT, ensure_fashion_mnist
+from disalign_mm.benchmarks.fmnist_lt import FASHION_MNIST_ROOT, ensure_fashion_mnist
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'fashion_mnist_lt')

@@ -40,6 +40,9 @@ def parse_args(argv=None):
                    "record's primary: accuracy, IoU or bbox_AP)")
     p.add_argument('--top', type=int, default=10,
                    help='classes listed as gained and as lost (default: 10)')
+    p.add_argument('--allow-different-test-sets', action='store_true',
+                   help='compare two runs evaluated on different test sets (refused by '
+                   'default: the change would mix the models with the data)')
     args = p.parse_args(argv)
     if len(args.runs) > 2:
         p.error(f'give one or two RUN_JSON files, got {len(args.runs)}')
@@ -55,7 +58,7 @@ def main(argv=None) -> int:
     from disalign_mm.diagnostics import diagnose, summary_markdown
     try:
         summary = diagnose(args.runs, args.out_dir, labels=args.labels, metric=args.metric,
-                           top=args.top)
+                           top=args.top, allow_different_test_sets=args.allow_different_test_sets)
     except (ValueError, FileNotFoundError, ImportError) as e:
         sys.exit(f'error: {e}')
     print(summary_markdown(summary))

@@ -1,7 +1,7 @@
 """Fixing the statistics of the stage-1 model that condition the calibrations
 when stage 2 starts (the confidence's feature statistics, the magnitude's
 logit scale): the one procedure :class:`~disalign_mm.engine.DisAlignFreezeHook`
-runs on a Runner and :mod:`disalign_mm.bench` runs on cached features."""
+runs on a Runner and :mod:`disalign_mm.second_stage` runs on cached features."""
 from typing import Callable, Iterable, List
 
 import torch

@@ -265,6 +265,29 @@ def test_mismatched_runs_are_a_clear_error(runs, tmp_path):
         diag.diagnose(runs['cls'], str(tmp_path), metric='IoU')
 
 
+def test_runs_on_different_test_sets_are_refused(runs, tmp_path, capsys):
+    """Per-class test counts 4 each against fewer images of class 0: the
+    change would mix the models with the data; refused, or compared with a
+    loud note when asked."""
+    rec = load_per_class(runs['cls'][1])
+    assert rec['test_counts'] == [4] * 6
+    other = write_per_class(dict(rec, test_counts=[2, 4, 4, 4, 4, 4]),
+                            str(tmp_path / 'other_test.json'), None, 'test')
+    with pytest.raises(ValueError, match=r"their test sets differ: 24 test images or instances "
+                       r"in 'a', 22 in 'b', first at class 0 \(tee\): 4 vs 2.*"
+                       r'--allow-different-test-sets'):
+        diag.diagnose([runs['cls'][0], other], str(tmp_path), labels=['a', 'b'])
+    out = diag.diagnose([runs['cls'][0], other], str(tmp_path), labels=['a', 'b'],
+                        allow_different_test_sets=True)
+    assert any(n.startswith('WARNING: their test sets differ') for n in out['notes'])
+    tool = load_tool()
+    with pytest.raises(SystemExit, match='their test sets differ'):
+        tool.main([runs['cls'][0], other, '--out-dir', str(tmp_path / 'cli')])
+    assert tool.main([runs['cls'][0], other, '--out-dir', str(tmp_path / 'cli'),
+                      '--allow-different-test-sets']) == 0
+    assert 'WARNING: their test sets differ' in capsys.readouterr().out
+
+
 def test_counts_on_one_side_only_are_used_with_a_note(runs, tmp_path):
     rec = load_per_class(runs['seg'][1])
     p = write_per_class(dict(rec, train_counts=None, count_unit=None),

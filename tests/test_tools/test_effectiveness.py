@@ -10,8 +10,8 @@ import runpy
 import pytest
 import torch
 
-from disalign_mm.bench import fmnist_lt, report
-from disalign_mm.bench.selection import grid_points
+from disalign_mm.benchmarks import fmnist_lt, report
+from disalign_mm.second_stage.selection import grid_points
 from disalign_mm.cls import long_tail_counts
 from tests.test_cls.fixtures import make_fmnist
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from disalign_mm.bench.methods import Schedule
-from disalign_mm.bench.second_stage import Settings, select_second_stage
+from disalign_mm.second_stage.methods import Schedule
+from disalign_mm.second_stage.select import Settings, select_second_stage
 from disalign_mm.engine.per_class import load_per_class
 from tests.test_cls.fixtures import MIM, REPO
 

@@ -2,7 +2,7 @@
 bookkeeping (timings measured and positive, ratios, trainable counts). The
 speed target is measured and printed by the tool itself, never asserted by
 a timed test; that the timed steps are what they claim to be is tested in
-tests/test_bench/test_cost.py."""
+tests/test_second_stage/test_cost.py."""
 import json
 import os.path as osp
 import runpy
@@ -10,7 +10,7 @@ import runpy
 import pytest
 import torch
 
-from disalign_mm.bench.cost import build_models
+from disalign_mm.benchmarks.cost import build_models
 from disalign_mm.engine import calibration_param_names
 
 TOOL = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Redraw the plots of a ``tools/benchmark/effectiveness.py`` run from its
-results.json (see :mod:`disalign_mm.bench.plots`).
+results.json (see :mod:`disalign_mm.benchmarks.plots`).
 
 Usage::
 
@@ -11,7 +11,7 @@ import json
 import os.path as osp
 from typing import List
 
-from disalign_mm.bench.plots import make_plots
+from disalign_mm.benchmarks.plots import make_plots
 
 
 def main(argv=None) -> List[str]:

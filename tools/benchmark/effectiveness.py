@@ -12,7 +12,7 @@ For each seed it
    the initialisation, the subset and, for seeds other than 0, which classes
    are rare: seed 0 keeps the label order, the CIFAR-LT convention);
 2. runs ``tools/select_second_stage.py``'s library
-   (:func:`disalign_mm.bench.second_stage.select_second_stage`) on it: the
+   (:func:`disalign_mm.second_stage.select.select_second_stage`) on it: the
    stage-1 outputs cached once (the long-tailed training set, the balanced
    validation split carved from the unused training images, the balanced
    test set, and the balanced full training set for the bound), then every
@@ -30,7 +30,7 @@ For each seed it
 
 It writes ``results.md`` (mean +- std over the seeds of All / Many / Medium
 / Few top-1 accuracy, with the chosen values) and ``results.json`` (all of
-it, per seed and per class), and the plots of :mod:`disalign_mm.bench.plots`.
+it, per seed and per class), and the plots of :mod:`disalign_mm.benchmarks.plots`.
 ``--out-dir`` sets where (the README's table and plots come from
 ``--out-dir tools/benchmark/results``).
 
@@ -46,11 +46,11 @@ import time
 
 import torch
 
-from disalign_mm.bench import fmnist_lt, report
-from disalign_mm.bench.configs import load_config
-from disalign_mm.bench.methods import PEERS, Schedule
-from disalign_mm.bench.second_stage import Settings, select_second_stage
-from disalign_mm.bench.stage1 import Stage1Error, Stage1Run, train_stage1
+from disalign_mm.benchmarks import fmnist_lt, report
+from disalign_mm.second_stage.config import load_config
+from disalign_mm.second_stage.methods import PEERS, Schedule
+from disalign_mm.second_stage.select import Settings, select_second_stage
+from disalign_mm.benchmarks.stage1 import Stage1Error, Stage1Run, train_stage1
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = fmnist_lt.ROWS
@@ -185,7 +185,7 @@ def main(argv=None) -> dict:
     print(md)
     plots = []
     if not args.no_plots:
-        from disalign_mm.bench.plots import make_plots
+        from disalign_mm.benchmarks.plots import make_plots
         plots = make_plots(result, out_dir)
         for p in plots:
             log(f'plot: {p}')

@@ -63,12 +63,14 @@ def parse_args(argv=None):
 
 
 def fmnist(args) -> dict:
-    from disalign_mm.bench import fmnist_lt
-    from disalign_mm.bench.configs import config_path, load_config
-    from disalign_mm.bench.features import cached_features, class_counts
-    from disalign_mm.bench.methods import leaf_dataset, train_dataset
-    from disalign_mm.bench.stage1 import Stage1Run, train_stage1
-    from disalign_mm.bench.stage2 import build_stage2_model, evaluate, train_on_features
+    from disalign_mm.benchmarks import fmnist_lt
+    from disalign_mm.benchmarks.configs import config_path
+    from disalign_mm.second_stage.config import load_config
+    from disalign_mm.second_stage.features import cached_features, class_counts
+    from disalign_mm.second_stage.data import config_dataset
+    from disalign_mm.second_stage.methods import train_dataset
+    from disalign_mm.benchmarks.stage1 import Stage1Run, train_stage1
+    from disalign_mm.second_stage.stage2 import build_stage2_model, evaluate, train_on_features
 
     ckpt = args.stage1_checkpoint
     if ckpt is None:
@@ -94,7 +96,7 @@ def fmnist(args) -> dict:
     cfg1 = load_config(fmnist_lt.STAGE1)
     cfg2 = load_config(stage2)
     datasets = dict(train=train_dataset(cfg2),
-                    test=leaf_dataset(cfg2.test_dataloader.dataset, 'test'))
+                    test=config_dataset(cfg2, 'test_dataloader'))
     t0 = time.perf_counter()
     data = cached_features(osp.join(args.work_dir, 'stage1_outputs'), cfg1, ckpt, datasets,
                            recompute=True, log=log)
@@ -118,8 +120,8 @@ def fmnist(args) -> dict:
 
 def imagenet_lt(args) -> dict:
     torch.set_num_threads(args.imagenet_lt_threads)
-    from disalign_mm.bench.methods import Schedule
-    from disalign_mm.bench.speed import (IMAGENET_LT, disalign_head_config, long_tail_profile,
+    from disalign_mm.second_stage.methods import Schedule
+    from disalign_mm.benchmarks.speed import (IMAGENET_LT, disalign_head_config, long_tail_profile,
                                          synthetic_problem, time_cached_training)
     shape = dict(IMAGENET_LT)
     shape['num_images'] = int(shape['num_images'] * args.imagenet_lt_scale)

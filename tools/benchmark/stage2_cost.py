@@ -42,7 +42,7 @@ Examples::
     python tools/benchmark/stage2_cost.py --hosts cls --img-size 16 \\
         --batch-size 4 --num-classes 5 --repeats 2 --warmup 1
 
-The work is done by :mod:`disalign_mm.bench.cost`; this file is its command
+The work is done by :mod:`disalign_mm.benchmarks.cost`; this file is its command
 line.
 """
 import argparse
@@ -56,7 +56,7 @@ from typing import List
 
 import torch
 
-from disalign_mm.bench.cost import HOSTS, TARGET, CostSettings, format_table, measure_host
+from disalign_mm.benchmarks.cost import HOSTS, TARGET, CostSettings, format_table, measure_host
 
 
 def parse_args(argv=None):
