@@ -4,6 +4,7 @@ which ``mim test``, ``mim train --resume``-free evaluation and
 mmpretrain's inference API load directly with the stage-2 config."""
 import os
 import os.path as osp
+import tempfile
 from typing import Dict, Optional
 
 import torch
@@ -25,11 +26,16 @@ def stage2_state_dict(stage1_checkpoint: str, head: nn.Module) -> Dict[str, torc
     return out
 
 
-def check_loads(cfg, state: Dict[str, torch.Tensor], where: str, runner_dir: str) -> None:
+def check_loads(cfg, state: Dict[str, torch.Tensor], where: str,
+                runner_dir: Optional[str] = None) -> None:
     """Build the model of ``cfg`` as the host's Runner does
     (:func:`~disalign_mm.engine.build.build_model`, its log in
-    ``runner_dir``) and load ``state`` strictly: the exported checkpoint and
-    config must fit each other exactly."""
+    ``runner_dir``, a temporary directory by default) and load ``state``
+    strictly: the exported checkpoint and config must fit each other
+    exactly."""
+    if runner_dir is None:
+        with tempfile.TemporaryDirectory(prefix='disalign_mm_export_') as tmp:
+            return check_loads(cfg, state, where, tmp)
     model = build_model(cfg, runner_dir)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

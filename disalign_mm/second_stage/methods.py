@@ -25,7 +25,7 @@ import pprint
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from .data import plain, stage2_training_set
+from .data import is_wrapper, plain, stage2_training_set
 
 # hyper-parameter name -> the config key it sets
 HYPER_PARAMETERS: Dict[str, str] = dict(
@@ -285,7 +285,11 @@ def stage2_changes(cfg, method: Method, schedule: Schedule, load_from: Optional[
         if method.reinit:
             freeze['reinit'] = list(method.reinit)
         hooks.append(freeze)
-        loader: dict = dict(dataset=dict(_delete_=True, **train_dataset(cfg)))
+        ds, removed = stage2_training_set(cfg)
+        if removed or is_wrapper(plain(cfg.train_dataloader.dataset)):
+            loader: dict = dict(dataset=dict(_delete_=True, **ds))
+        else:  # the stage-1 data set (and the options it came with) but its pipeline
+            loader = dict(dataset=dict(pipeline=ds['pipeline']))
         if schedule.batch_size:
             loader['batch_size'] = int(schedule.batch_size)
         if method.sampler is not None:

@@ -26,6 +26,12 @@ def stage1(tmp_path_factory):
     return cfg, ckpt, model
 
 
+def _cache_folders(path):
+    """The cache folders under a cache root (one per key)."""
+    return sorted(os.path.join(path, d) for d in os.listdir(path)
+                  if os.path.isfile(os.path.join(path, d, F.MANIFEST)))
+
+
 def _datasets(cfg):
     return dict(test=dict(cfg.test_dataloader.dataset.to_dict(),
                           pipeline=[dict(type='PackInputs')]))
@@ -38,7 +44,8 @@ def test_outputs_are_the_models_and_reused(stage1, tmp_path):
     lines = []
     data = cached_features(path, cfg, ckpt, datasets, log=lines.append, progress=False)
     assert lines[0] == 'stage-1 outputs of test 60 images on cpu'
-    assert not [f for f in os.listdir(path) if f.endswith('.tmp')]
+    (folder, ) = _cache_folders(path)
+    assert not [f for f in os.listdir(folder) if f.endswith('.tmp')]
     # the classifier's input and the logits of the model in eval mode, the head's weights
     model.eval()
     from mmengine.dataset import pseudo_collate
@@ -57,7 +64,7 @@ def test_outputs_are_the_models_and_reused(stage1, tmp_path):
 
     lines.clear()
     again = cached_features(path, cfg, ckpt, datasets, log=lines.append)
-    assert lines == [f'reusing the stage-1 outputs in {path}']
+    assert lines == [f'reusing the stage-1 outputs in {folder}']
     assert torch.equal(again['test']['feats'], data['test']['feats'])
 
     # another model config, other data, another checkpoint: rebuilt, saying why
@@ -65,18 +72,18 @@ def test_outputs_are_the_models_and_reused(stage1, tmp_path):
     cfg2.model.head.topk = (1, 2)
     lines.clear()
     cached_features(path, cfg2, ckpt, datasets, log=lines.append, progress=False)
-    assert 'made from another the model config: rebuilding it' in lines[0]
+    assert 'were made from another model config: computing them again' in lines[0]
     lines.clear()
     cached_features(path, cfg2, ckpt, dict(test=dict(datasets['test'], n_max=20)),
                     log=lines.append, progress=False)
-    assert 'another the data set config of test' in lines[0]
+    assert 'another data set config of test' in lines[0]
     other = str(tmp_path / 'other.pth')
     state = {k: v + 1 if v.is_floating_point() else v for k, v in model.state_dict().items()}
     torch.save(dict(state_dict=state), other)
     lines.clear()
     third = cached_features(path, cfg2, other, dict(test=dict(datasets['test'], n_max=20)),
                             log=lines.append, progress=False)
-    assert 'another the checkpoint' in lines[0]
+    assert 'another checkpoint' in lines[0]
     assert not torch.equal(third['head_state']['fc.weight'], data['head_state']['fc.weight'])
 
 
@@ -102,7 +109,8 @@ def test_interrupted_extraction_resumes(stage1, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cached_features(path, cfg, ckpt, datasets, batch_size=8, shard_size=16,
                         progress=False, log=lambda m: None)
-    manifest = json.load(open(os.path.join(path, F.MANIFEST)))
+    (folder, ) = _cache_folders(path)
+    manifest = json.load(open(os.path.join(folder, F.MANIFEST)))
     assert manifest['complete'] is False and manifest['splits']['test']['done'] == 32
     monkeypatch.setattr(F.FeatureCache, 'add_shard', real_add)
     lines = []
@@ -118,11 +126,12 @@ def test_checkpoint_and_classes_must_fit(stage1, tmp_path):
     cfg, ckpt, _ = stage1
     cfg12 = copy.deepcopy(cfg)
     cfg12.model.head.num_classes = 12
-    with pytest.raises(ValueError, match=r'head.fc.weight: checkpoint \(10, 16\) vs model '
-                                         r'\(12, 16\)'):
-        cached_features(str(tmp_path / 'a'), cfg12, ckpt, _datasets(cfg), log=lambda m: None)
     ckpt12 = str(tmp_path / 'twelve.pth')
     torch.save(dict(state_dict=MODELS.build(cfg12.model).state_dict()), ckpt12)
+    with pytest.raises(ValueError, match=r'head.fc.weight: checkpoint \(12, 16\) vs model '
+                                         r'\(10, 16\)'):
+        cached_features(str(tmp_path / 'a'), cfg, ckpt12, _datasets(cfg), log=lambda m: None)
+    assert not os.path.exists(tmp_path / 'a') or not _cache_folders(str(tmp_path / 'a'))
     with pytest.raises(ValueError, match='the test data set has 10 classes .* num_classes=12'):
         cached_features(str(tmp_path / 'b'), cfg12, ckpt12, _datasets(cfg), log=lambda m: None)
     with pytest.raises(FileNotFoundError, match='does not exist'):

@@ -201,7 +201,7 @@ def test_cli_and_stale_cache(stage1, tmp_path):
     cmd[3] = other
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert third.returncode == 0, third.stderr[-3000:]
-    assert 'made from another the checkpoint: rebuilding it' in third.stdout
+    assert 'were made from another checkpoint: computing them again' in third.stdout
     bad = subprocess.run(cmd[:2] + [cfg_file, str(tmp_path / 'missing.pth')] + cmd[4:],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert bad.returncode != 0 and 'does not exist' in bad.stderr
