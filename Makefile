@@ -43,7 +43,7 @@ lint: install
 # warning fails it, a broken link or a cited repository path that does not
 # exist included (docs/_ext/repo_paths.py); needs requirements/docs.txt
 docs: install
-	$(PY) -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+	$(PY) -m sphinx -E -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
 
 wheel: install
 	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .

@@ -14,7 +14,6 @@ link between pages, a missing anchor, a docstring Sphinx cannot read, or a
 repository path a page cites that does not exist (``_ext/repo_paths.py``)
 fails the build.
 """
-import os
 import os.path as osp
 import sys
 

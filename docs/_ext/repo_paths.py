@@ -27,7 +27,6 @@ In Sphinx, each problem is a warning with its file and line, so ``sphinx -W``
 """
 import ast
 import glob
-import itertools
 import os
 import os.path as osp
 import re
@@ -39,7 +38,8 @@ ROOTS = ('tests', 'configs', 'tools', 'disalign_mm', 'docs', 'requirements', '.c
 #: generated paths: cited, but absent from a fresh clone
 GENERATED = ('disalign_mm/.mim', 'docs/_build', 'disalign_mm.egg-info')
 
-_PATH = re.compile(r'(?<![\w./:@-])((?:%s)/[\w./{},*<>+-]*)' % '|'.join(re.escape(r) for r in ROOTS))
+_PATH = re.compile(r'(?<![\w./:@-])((?:%s)/[\w./{},*<>+-]*)'
+                   % '|'.join(re.escape(r) for r in ROOTS))
 _MODULE = re.compile(r'(?<![\w./:-])(disalign_mm(?:\.[A-Za-z_]\w*)+)')
 _BASE = re.compile(r'disalign_mm::([\w./{},*<>-]+)')
 _BARE_CONFIG = re.compile(r'^[\w{},<>*.-]+\.py$')

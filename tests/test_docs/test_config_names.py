@@ -39,7 +39,6 @@ def test_every_config_has_one_of_the_documented_forms():
         assert LVIS.match(name) and not re.search(r'\d+xb\d+', name), name
 
 
-
 def test_a_stage2_name_is_disalign_and_its_stage1_name():
     """``disalign_`` + the stage-1 name with the stage-1 schedule replaced by
     stage 2's: every DisAlign config has its stage 1 in the same folder."""
