@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PY_OLDEST := .venv-oldest/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install install-oldest demo test test-oldest test-all lint wheel benchmark clean
+.PHONY: install install-oldest demo test test-oldest test-all lint wheel benchmark docs clean
 
 install:
 	bash tools/setup_env.sh newest
@@ -38,6 +38,12 @@ benchmark: install
 lint: install
 	$(PY) -m flake8 disalign_mm tools tests configs setup.py
 	$(PY) -m isort --check-only --diff disalign_mm tools tests setup.py
+
+# the documentation (docs/, Sphinx + MyST) into docs/_build/html; every
+# warning fails it, a broken link or a cited repository path that does not
+# exist included (docs/_ext/repo_paths.py); needs requirements/docs.txt
+docs: install
+	$(PY) -m sphinx -E -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
 
 wheel: install
 	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .

@@ -27,6 +27,15 @@ def load_mim_scope():
     return module
 
 
+def read_version():
+    """``__version__`` of disalign_mm/version.py, without importing the
+    package (its import checks the environment)."""
+    namespace = {}
+    with open(osp.join(ROOT, 'disalign_mm', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
 def read_requirements(name):
     """Requirement lines of requirements/<name>, without comments or -r."""
     out = []
@@ -91,7 +100,7 @@ if __name__ == '__main__':
     link_mim_dirs()
     setup(
         name='disalign_mm',
-        version='0.1.0',
+        version=read_version(),
         description='DisAlign (CVPR 2021) long-tail recognition as an OpenMMLab '
         'plugin for mmpretrain, mmsegmentation and mmdet',
         long_description=open(osp.join(ROOT, 'README.md')).read(),

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 
-__version__ = '0.1.0'
+from .version import __version__  # noqa: F401  (one version string, read by setup.py too)
 
 # distribution: (oldest supported, first unsupported or None). The same
 # ranges are the wheel's requirements (requirements/runtime.txt and

@@ -48,7 +48,8 @@ class DisAlignHeadMixin:
         calibration (dict, optional): Keyword arguments of
             :class:`~disalign_mm.core.DisAlignCalibration`. Defaults to None
             (the identity start).
-        *args, **kwargs: The host head's arguments.
+        *args: The host head's positional arguments.
+        **kwargs: The host head's keyword arguments.
     """
 
     def __init__(self, *args, calibration: Optional[dict] = None, **kwargs) -> None:

@@ -19,6 +19,7 @@ import sysconfig
 
 import pytest
 
+from disalign_mm.version import __version__
 from tests.build_utils import run_python
 
 # the packaged configs the downstream project inherits (one place to rename)
@@ -76,11 +77,12 @@ def test_pip_changes_nothing_but_disalign_mm(downstream_env):
     before, after = set(downstream_env['before']), set(downstream_env['after'])
     assert not any(line.lower().startswith('disalign') for line in before)
     (added, ) = after - before  # pip writes a wheel file install as 'name @ file://...'
-    assert added.replace('-', '_').startswith(('disalign_mm==0.1.0', 'disalign_mm @ file:')), added
+    assert added.replace('-', '_').startswith((f'disalign_mm=={__version__}',
+                                               'disalign_mm @ file:')), added
     assert before - after == set()
     installed = [(i['metadata']['name'].replace('-', '_'), i['metadata']['version'])
                  for i in downstream_env['report']['install']]
-    assert installed == [('disalign_mm', '0.1.0')]
+    assert installed == [('disalign_mm', __version__)]
     # what the wheel declared: ranges only, and no torch
     requires = downstream_env['report']['install'][0]['metadata']['requires_dist']
     assert not any('==' in r.split(';')[0] for r in requires), requires

@@ -70,7 +70,8 @@ def test_out_of_range_import_fails_clearly(tmp_path):
         ''', tmp_path, '-S')
     assert res.returncode != 0
     err = res.stderr
-    assert 'ImportError: disalign_mm 0.1.0 does not support this environment' in err
+    assert (f'ImportError: disalign_mm {disalign_mm.__version__} does not support this '
+            'environment') in err
     assert 'torch 2.0.1 is installed, outside the supported range torch>=2.1' in err
     assert 'mmcv 2.2.0 is installed, outside the supported range mmcv>=2.1.0,<2.2.0' in err
     assert 'DISALIGN_MM_SKIP_ENV_CHECK=1' in err
@@ -96,7 +97,7 @@ def test_skip_variable_turns_the_error_into_a_warning(tmp_path):
         print('imported', disalign_mm.__version__)
         ''', tmp_path, '-S', env=dict(__import__('os').environ, DISALIGN_MM_SKIP_ENV_CHECK='1'))
     assert res.returncode == 0, res.stderr
-    assert 'imported 0.1.0' in res.stdout
+    assert f'imported {disalign_mm.__version__}' in res.stdout
     assert 'mmdet 3.4.0 is installed, outside the supported range mmdet>=3.3.0,<3.4.0' \
         in res.stderr
     assert 'going on regardless' in res.stderr

@@ -136,7 +136,10 @@ def test_model_index_imports_every_metafile_and_lists_every_config():
         assert osp.isfile(osp.join(ROOT, m.config)), m.config
         assert m.config == f'configs/{osp.basename(osp.dirname(m.config))}/{m.name}.py'
         source = m.metadata.data['Results Source']
-        if m.results:
+        if m.results and m.config.startswith('configs/fashion_mnist_lt/'):
+            # not in the paper: `make demo`'s measured run (README's table)
+            assert source.startswith('measured here by make demo') and 'not the paper' in source
+        elif m.results:
             assert source.startswith('the paper (Table ') and 'not trained by' in source, m.name
         else:
             assert source in ('not in the paper', 'no paper numbers: make demo / make '
