@@ -20,7 +20,9 @@ ends in :class:`ConfigBuildError`, one line naming the config key and the
 registry, instead of mmengine's traceback.
 """
 import copy
+import os.path as osp
 import re
+import uuid
 from typing import Any, Iterator, List, Optional, Tuple
 
 from torch import nn
@@ -93,6 +95,15 @@ def build_runner(cfg, work_dir: str, **changes):
     cfg.launcher = 'none'
     cfg.load_from = None
     cfg.resume = False
+    # mmengine keeps one logger, visualizer and message hub per experiment
+    # name (config name + timestamp, to the second): two Runners of one
+    # config within a second would share them, work dirs included
+    # (mmdet's and mmseg's runtimes name their visualizer 'visualizer')
+    name = cfg.get('experiment_name') or osp.splitext(osp.basename(cfg.filename or 'run'))[0]
+    unique = uuid.uuid4().hex[:8]
+    cfg.experiment_name = f'{name}_{unique}'
+    if isinstance(cfg.get('visualizer'), dict) and cfg.visualizer.get('name'):
+        cfg.visualizer.name = f'{cfg.visualizer.name}_{unique}'
     for k, v in changes.items():
         cfg[k] = v
     try:

@@ -192,7 +192,7 @@ def test_export_is_self_contained(shapes, tmp_path):
         shutil.move(f, moved / osp.basename(f))
     shutil.rmtree(work)
     got = mim_test(str(moved / 'stage2_disalign.py'), str(moved / 'stage2_disalign.pth'),
-                   str(tmp_path / 'mim'))
+                   str(tmp_path / 'mim'), subprocess_run=True)
     assert got['accuracy/top1'] == pytest.approx(result['methods']['disalign']['test']['top1'],
                                                  abs=0.01)
 
