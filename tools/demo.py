@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from mmengine.config import DictAction
+
 from disalign_mm.benchmarks.fmnist_lt import FASHION_MNIST_ROOT, ensure_fashion_mnist
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -100,8 +102,8 @@ def table(rows) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='config overrides for both stages (key=value)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='config overrides for both stages (key=value, as mim train)')
     parser.add_argument(
         '--threads', type=int, default=int(os.environ.get('OMP_NUM_THREADS', 1)),
         help='CPU threads of the training processes (OMP_NUM_THREADS). Defaults '
@@ -112,10 +114,7 @@ def main() -> None:
     os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(args.threads)
     t_start = time.time()
 
-    data_root = FASHION_MNIST_ROOT
-    for opt in args.cfg_options:
-        if opt.startswith('train_dataloader.dataset.data_root='):
-            data_root = opt.split('=', 1)[1]
+    data_root = args.cfg_options.get('train_dataloader.dataset.data_root', FASHION_MNIST_ROOT)
     try:
         ensure_fashion_mnist(data_root, log)
     except RuntimeError as e:
@@ -129,12 +128,13 @@ def main() -> None:
             os.remove(p)
 
     log('stage 1: representation + classifier, plain cross entropy')
-    t1 = mim_train(STAGE1, w1, args.cfg_options + [f'val_evaluator.out_file={res1}'])
+    options = [f'{k}={v}' for k, v in args.cfg_options.items()]
+    t1 = mim_train(STAGE1, w1, options + [f'val_evaluator.out_file={res1}'])
     ckpt = last_checkpoint(w1)
     log(f'stage 1 done in {t1:.0f} s: {ckpt}')
 
     log('stage 2: DisAlign calibration + GRW loss, stage-1 model frozen')
-    t2 = mim_train(STAGE2, w2, args.cfg_options + [
+    t2 = mim_train(STAGE2, w2, options + [
         f'load_from={ckpt}', f'val_evaluator.out_file={res2}'])
     log(f'stage 2 done in {t2:.0f} s')
 

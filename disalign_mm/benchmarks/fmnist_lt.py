@@ -10,11 +10,11 @@ import os
 import os.path as osp
 import shutil
 import subprocess
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional
 
-from .configs import config_path
 from ..second_stage.methods import GROUPS as METHOD_GROUPS
 from ..second_stage.methods import LR_GRID, METHODS, Method, train_dataset
+from .configs import config_path
 
 TRAIN_IMAGES_PER_CLASS = 6000
 #: where Debian's dataset-fashion-mnist puts the files (the configs' data_root)
@@ -40,11 +40,12 @@ GROUPS = dict(METHOD_GROUPS, main='DisAlign and its peers (one stage-1 model per
 
 
 def stage1_options(seed: int, n_max: int, imb_factor: float, val_per_class: int,
-                   cfg_options: Sequence[str] = ()) -> Dict[str, object]:
+                   cfg_options: Optional[Dict[str, object]] = None) -> Dict[str, object]:
     """``--cfg-options`` of the stage-1 run of ``seed``, and the data of every
     split (the long-tailed subset is a function of these values): seed 0
     keeps the label order, other seeds permute which classes are rare.
-    ``cfg_options`` (``key=value`` strings) come last."""
+    ``cfg_options`` (``{key: value}``, as mmengine's ``DictAction`` gives
+    them) come last."""
     opts: Dict[str, object] = {}
     lt = dict(n_max=n_max, imb_factor=imb_factor, permute_classes=seed != 0, seed=seed,
               val_per_class=val_per_class)
@@ -52,9 +53,7 @@ def stage1_options(seed: int, n_max: int, imb_factor: float, val_per_class: int,
         for k, v in lt.items():
             opts[f'{split}_dataloader.dataset.{k}'] = v
     opts['randomness.seed'] = seed
-    for item in cfg_options:
-        k, _, v = item.partition('=')
-        opts[k] = v
+    opts.update(cfg_options or {})
     return opts
 
 

@@ -88,7 +88,6 @@ class Method:
 LR_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 RHO_GRID = (0.5, 1.0, 1.2, 1.5, 2.0)
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))  # 0.0 .. 2.0
-GRIDS = dict(lr=LR_GRID, rho=RHO_GRID, tau=TAU_GRID)
 _LR_RHO = dict(lr=LR_GRID, rho=RHO_GRID)
 _GRW = dict(type='GRWCrossEntropyLoss', rho=1.2)
 _CE = dict(type='CrossEntropyLoss')

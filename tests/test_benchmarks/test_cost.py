@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from disalign_mm.benchmarks.cost import CostSettings, build_models, host_options, prepare_host, time_jobs
+from disalign_mm.benchmarks.cost import (CostSettings, build_models, host_options, prepare_host,
+                                         time_jobs)
 from disalign_mm.core import DisAlignCalibration
 from disalign_mm.engine import calibration_param_names, select_trainable
 

@@ -20,8 +20,8 @@ def test_rows_are_known_and_unique():
 
 
 def test_seed_options_and_splits():
-    opts = fmnist_lt.stage1_options(1, 30, 10.0, 5, ['train_cfg.max_epochs=2'])
-    assert opts['randomness.seed'] == 1 and opts['train_cfg.max_epochs'] == '2'
+    opts = fmnist_lt.stage1_options(1, 30, 10.0, 5, {'train_cfg.max_epochs': 2})
+    assert opts['randomness.seed'] == 1 and opts['train_cfg.max_epochs'] == 2
     assert opts['test_dataloader.dataset.permute_classes'] is True
     assert fmnist_lt.stage1_options(0, 30, 10.0, 5)['val_dataloader.dataset.permute_classes'] \
         is False

@@ -5,9 +5,9 @@ import runpy
 import pytest
 import torch
 
-from disalign_mm.second_stage.methods import Schedule
 from disalign_mm.benchmarks.speed import (IMAGENET_LT, disalign_head_config, long_tail_profile,
-                                     synthetic_problem, time_cached_training)
+                                          synthetic_problem, time_cached_training)
+from disalign_mm.second_stage.methods import Schedule
 from tests.test_cls.fixtures import REPO
 
 

@@ -9,7 +9,8 @@ from disalign_mm.benchmarks import fmnist_lt
 from disalign_mm.benchmarks.configs import config_path
 from disalign_mm.second_stage.config import load_config
 from disalign_mm.second_stage.methods import (METHODS, Schedule, config_text, method_by_key,
-                                       stage2_changes, supports, trial_config, write_stage2_config)
+                                              stage2_changes, supports, trial_config,
+                                              write_stage2_config)
 
 #: what a Runner reads of a config
 RUNNER_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',

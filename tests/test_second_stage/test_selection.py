@@ -7,7 +7,8 @@ import torch
 from disalign_mm.benchmarks import fmnist_lt
 from disalign_mm.second_stage import selection
 from disalign_mm.second_stage.config import load_config
-from disalign_mm.second_stage.methods import Schedule, method_by_key, stage2_changes, write_stage2_config
+from disalign_mm.second_stage.methods import (Schedule, method_by_key, stage2_changes,
+                                              write_stage2_config)
 from disalign_mm.second_stage.selection import choose, grid_points, run_method, run_methods
 
 

@@ -5,14 +5,14 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from disalign_mm.second_stage.features import cached_features
-from disalign_mm.second_stage.methods import (Schedule, method_by_key, stage2_changes, train_dataset,
-                                       trial_config, write_stage2_config)
-from disalign_mm.second_stage.stage2 import (CachedFeatureClassifier, FeatureDataset, FeatureLoader,
-                                      build_param_schedulers, build_stage2_model, load_stage1_head,
-                                      train_on_features)
 from disalign_mm.core import DisAlignCalibration
 from disalign_mm.engine import calibration_param_names
+from disalign_mm.second_stage.features import cached_features
+from disalign_mm.second_stage.methods import (Schedule, method_by_key, stage2_changes,
+                                              train_dataset, trial_config, write_stage2_config)
+from disalign_mm.second_stage.stage2 import (CachedFeatureClassifier, FeatureDataset, FeatureLoader,
+                                             build_param_schedulers, build_stage2_model,
+                                             load_stage1_head, train_on_features)
 from tests.test_cls.fixtures import (FMNIST_STAGE1, fix_schedule, load_cfg, make_fmnist,
                                      tiny_fmnist_options)
 

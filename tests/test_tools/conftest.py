@@ -1,8 +1,8 @@
 """These tests drive mmpretrain, as the package they test."""
+import pytest  # noqa: E402
+
 from tests.mmpretrain_scope import _mmpretrain_scope  # noqa: F401
 from tests.mmpretrain_scope import _mmpretrain_scope_for_module_fixtures  # noqa: F401
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope='session')

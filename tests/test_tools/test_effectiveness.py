@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from disalign_mm.benchmarks import fmnist_lt, report
+from disalign_mm.cls import long_tail_counts
 from disalign_mm.second_stage.select import quick_values
 from disalign_mm.second_stage.selection import grid_points
-from disalign_mm.cls import long_tail_counts
 from tests.test_cls.fixtures import make_fmnist
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

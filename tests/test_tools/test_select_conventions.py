@@ -90,7 +90,7 @@ def test_kfold_keeps_its_folds(shapes, tmp_path):
     cfg, result, _ = _run(tmp_path, root, ckpt, 'top-level',
                           train=fold.format(mode=False, pipe='train_pipeline'),
                           test=fold.format(mode=True, pipe='test_pipeline'))
-    assert sum(result['meta']['train_counts']) == 55  # 68 images, 4 of 5 folds (68 // 5 = 13 held out)
+    assert sum(result['meta']['train_counts']) == 55  # 4 of 5 folds of 68 (68 // 5 = 13 out)
     assert result['meta']['test_images'] == 13
     _assert_equal_to_mim_test(cfg, ckpt, result, tmp_path)
 

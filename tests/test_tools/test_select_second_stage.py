@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from disalign_mm.engine.per_class import load_per_class
 from disalign_mm.second_stage.methods import Schedule
 from disalign_mm.second_stage.select import Settings, select_second_stage
-from disalign_mm.engine.per_class import load_per_class
 from tests.test_cls.fixtures import MIM, REPO
 
 pytestmark = pytest.mark.slow  # Runner, mim and subprocess runs

@@ -13,7 +13,6 @@ config written here, and what the tool does now.
 - the export needs no file of the work dir;
 - bad options fail at once.
 """
-import json
 import os
 import os.path as osp
 import shutil

@@ -45,12 +45,13 @@ import sys
 import time
 
 import torch
+from mmengine.config import DictAction
 
 from disalign_mm.benchmarks import fmnist_lt, report
+from disalign_mm.benchmarks.stage1 import Stage1Error, Stage1Run, train_stage1
 from disalign_mm.second_stage.config import load_config
 from disalign_mm.second_stage.methods import PEERS, Schedule
 from disalign_mm.second_stage.select import Settings, select_second_stage
-from disalign_mm.benchmarks.stage1 import Stage1Error, Stage1Run, train_stage1
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = fmnist_lt.ROWS
@@ -88,8 +89,9 @@ def parse_args(argv=None):
     parser.add_argument('--readme', default=None,
                         help='also write the table and the plots into this file, between '
                         f'the lines {report.README_BEGIN!r} and {report.README_END!r}')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='key=value overrides of every config (stage 1 and 2)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='key=value overrides of every config (stage 1 and 2), as mim '
+                        'train --cfg-options')
     return parser.parse_args(argv)
 
 
@@ -124,10 +126,8 @@ def main(argv=None) -> dict:
     def seed_dir(seed: int) -> str:
         return osp.join(args.work_dir, f'seed{seed}')
 
-    data_root = fmnist_lt.FASHION_MNIST_ROOT
-    for item in args.cfg_options:
-        if item.startswith('train_dataloader.dataset.data_root='):
-            data_root = item.split('=', 1)[1]
+    data_root = args.cfg_options.get('train_dataloader.dataset.data_root',
+                                     fmnist_lt.FASHION_MNIST_ROOT)
     try:
         fmnist_lt.ensure_fashion_mnist(data_root, log)
     except RuntimeError as e:

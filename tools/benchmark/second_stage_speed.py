@@ -65,11 +65,11 @@ def parse_args(argv=None):
 def fmnist(args) -> dict:
     from disalign_mm.benchmarks import fmnist_lt
     from disalign_mm.benchmarks.configs import config_path
-    from disalign_mm.second_stage.config import load_config
-    from disalign_mm.second_stage.features import cached_features, class_counts
-    from disalign_mm.second_stage.data import config_dataset
-    from disalign_mm.second_stage.methods import train_dataset
     from disalign_mm.benchmarks.stage1 import Stage1Run, train_stage1
+    from disalign_mm.second_stage.config import load_config
+    from disalign_mm.second_stage.data import config_dataset
+    from disalign_mm.second_stage.features import cached_features, class_counts
+    from disalign_mm.second_stage.methods import train_dataset
     from disalign_mm.second_stage.stage2 import build_stage2_model, evaluate, train_on_features
 
     ckpt = args.stage1_checkpoint
@@ -120,9 +120,9 @@ def fmnist(args) -> dict:
 
 def imagenet_lt(args) -> dict:
     torch.set_num_threads(args.imagenet_lt_threads)
-    from disalign_mm.second_stage.methods import Schedule
     from disalign_mm.benchmarks.speed import (IMAGENET_LT, disalign_head_config, long_tail_profile,
-                                         synthetic_problem, time_cached_training)
+                                              synthetic_problem, time_cached_training)
+    from disalign_mm.second_stage.methods import Schedule
     shape = dict(IMAGENET_LT)
     shape['num_images'] = int(shape['num_images'] * args.imagenet_lt_scale)
     shape['n_max'] = max(shape['n_min'] + 1, int(shape['n_max'] * args.imagenet_lt_scale))
