@@ -35,7 +35,7 @@ from .engine.per_class import load_per_class
 #: Above this many classes the per-class figure draws points (and a running
 #: mean) instead of bars, and no class names on the x axis.
 MAX_LABELLED_CLASSES = 40
-_COLORS = ('tab:blue', 'tab:orange')
+_COLORS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple', 'tab:brown')
 #: Background of the groups, in the order they appear along the sorted classes
 #: (most frequent first).
 _GROUP_COLORS = ('tab:green', 'tab:olive', 'tab:purple', 'tab:cyan', 'tab:brown', 'tab:pink')
@@ -402,7 +402,11 @@ def plot_per_class(records: Sequence[dict], labels: Sequence[str], metric: str, 
     """The per-class ``metric`` of each run against the training frequency
     (see the module docstring); returns ``path``. Up to
     :data:`MAX_LABELLED_CLASSES` classes: bars and class names; more:
-    points, a running mean per run, and the class rank on the x axis."""
+    points, a running mean per run, and the class rank on the x axis. Two
+    runs get a panel of the change; up to ``len(_COLORS)`` runs are
+    overlaid (the benchmark plots four)."""
+    if not 1 <= len(records) <= len(_COLORS):
+        raise ValueError(f'plot_per_class draws 1 to {len(_COLORS)} runs, got {len(records)}')
     plt = pyplot()
     first = records[0]
     k = num_classes(first)
@@ -414,7 +418,7 @@ def plot_per_class(records: Sequence[dict], labels: Sequence[str], metric: str, 
     x = np.arange(k)
     many = k > MAX_LABELLED_CLASSES
     two = len(records) == 2
-    width = 12 if many else max(7.0, 0.32 * k + 3)
+    width = 12 if many else max(7.0, 0.16 * k * max(2, len(records)) + 3)
     if two:
         fig, (ax, dax) = plt.subplots(2, 1, figsize=(width, 6.2), sharex=True,
                                       gridspec_kw=dict(height_ratios=[3, 1.3]))
@@ -451,7 +455,7 @@ def plot_per_class(records: Sequence[dict], labels: Sequence[str], metric: str, 
                             label=f'training {count_unit or "count"} (log)', zorder=4)
         cax.set_yscale('log')
         cax.set_ylabel(f'training {count_unit or "count"}')
-    ax.legend(handles=handles, fontsize=8, loc='upper right', ncol=len(handles),
+    ax.legend(handles=handles, fontsize=8, loc='upper right', ncol=min(len(handles), 3),
               bbox_to_anchor=(1.0, 0.92), framealpha=0.85)
     what = f'training {count_unit or "count"}' if counts is not None else 'group'
     xlabel = (f'classes sorted by {what}, most frequent first' if counts is not None else
@@ -466,8 +470,7 @@ def plot_per_class(records: Sequence[dict], labels: Sequence[str], metric: str, 
         bottom.set_xlabel(xlabel)
     title = f'{first["task"]}: per-class {metric} ' + (
         'against training frequency' if counts is not None else 'by group')
-    ax.set_title(title + (f' ({labels[0]} vs {labels[1]})' if two else f' ({labels[0]})'),
-                 fontsize=11)
+    ax.set_title(title + (f' ({" vs ".join(labels)})' if len(labels) <= 2 else ''), fontsize=11)
     if two:
         _shade_groups(dax, groups, order, text=False)
         delta = (_values(records[1], metric) - _values(records[0], metric))[order]

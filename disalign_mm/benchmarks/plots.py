@@ -57,29 +57,22 @@ def plot_calibration(result: dict, path: str) -> str:
 
 
 def plot_per_class(result: dict, path: str) -> str:
-    plt = _pyplot()
+    """Per-class test accuracy of stage 1, cRT, DisAlign and the bound, the
+    first seed: the diagnostics' per-class plot
+    (:func:`disalign_mm.diagnostics.plot_per_class`) of those runs."""
+    from ..diagnostics import plot_per_class as draw
+    from ..engine.per_class import per_class_record
     s = _seeds(result)[0]
     run = result['per_seed'][s]
-    counts = run['train_counts']
-    order = sorted(range(len(counts)), key=lambda c: -counts[c])
-    classes = result['meta'].get('classes') or [str(c) for c in range(len(counts))]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    width = 0.8 / len(PER_CLASS_METHODS)
-    for i, (key, label) in enumerate(PER_CLASS_METHODS):
-        if key not in run['methods']:
-            continue
-        acc = run['methods'][key]['per_class']
-        ax.bar([j + (i - (len(PER_CLASS_METHODS) - 1) / 2) * width for j in range(len(order))],
-               [acc[c] for c in order], width, label=label)
-    ax.set_xticks(range(len(order)))
-    ax.set_xticklabels([f'{classes[c]}\n{counts[c]:g}' for c in order], fontsize=7)
-    ax.set_ylabel('test accuracy (%)')
-    ax.set_xlabel('class (training images), most frequent first')
-    ax.set_ylim(0, 118)
-    ax.set_yticks(range(0, 101, 20))
-    ax.legend(fontsize=8, ncol=len(PER_CLASS_METHODS), loc='upper center')
-    ax.set_title(f'Per-class accuracy, seed {s}', fontsize=11)
-    return _save(plt, fig, path)
+    rows = [(key, label) for key, label in PER_CLASS_METHODS if key in run['methods']]
+    groups = next((run['methods'][k]['groups'] for k, _ in rows
+                   if run['methods'][k].get('groups')), {})
+    records = [per_class_record(
+        'classification', per_class=dict(accuracy=run['methods'][key]['per_class']),
+        groups=groups, metrics={},
+        classes=result['meta'].get('classes'), train_counts=run['train_counts'],
+        count_unit='images') for key, _ in rows]
+    return draw(records, [f'{label} (seed {s})' for _, label in rows], 'accuracy', path)
 
 
 def plot_sigma(result: dict, path: str) -> str:

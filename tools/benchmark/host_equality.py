@@ -55,15 +55,15 @@ model = dict(
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='RandomFlip', prob=0.5),
                   dict(type='PackInputs')]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-train_dataloader = dict(batch_size=32, num_workers=0,
+train_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False,
                         dataset=dict(type='CustomDataset', data_root={root!r},
                                      data_prefix='train', pipeline=train_pipeline),
                         sampler=dict(type='DefaultSampler', shuffle=True))
-val_dataloader = dict(batch_size=64, num_workers=0,
+val_dataloader = dict(batch_size=64, num_workers=0, persistent_workers=False,
                       dataset=dict(type='CustomDataset', data_root={root!r},
                                    data_prefix='val', pipeline=test_pipeline),
                       sampler=dict(type='DefaultSampler', shuffle=False))
-test_dataloader = dict(batch_size=64, num_workers=0,
+test_dataloader = dict(batch_size=64, num_workers=0, persistent_workers=False,
                        dataset=dict(type='CustomDataset', data_root={root!r},
                                     data_prefix='test', pipeline=test_pipeline),
                        sampler=dict(type='DefaultSampler', shuffle=False))
