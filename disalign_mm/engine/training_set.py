@@ -81,6 +81,11 @@ def fingerprint(datasets: Sequence, reads: Sequence[str] = ()) -> Dict[str, list
     """
     entries = []
     for d in datasets:
+        ann_file = getattr(d, 'ann_file', None)
+        has_ann = isinstance(ann_file, str) and bool(ann_file)
+        samples = (reads or not has_ann) and callable(getattr(d, 'get_data_info', None))
+        if samples and callable(getattr(d, 'full_init', None)):
+            d.full_init()  # before the classes: a folder scan finds them
         entry = dict(type=type(d).__name__)
         for key in _CONFIG_KEYS:
             value = getattr(d, key, None)
@@ -92,25 +97,21 @@ def fingerprint(datasets: Sequence, reads: Sequence[str] = ()) -> Dict[str, list
         classes = (getattr(d, 'metainfo', None) or {}).get('classes')
         if classes is not None:
             entry['classes'] = _digest([str(c) for c in classes])
-        ann_file = getattr(d, 'ann_file', None)
-        has_ann = isinstance(ann_file, str) and bool(ann_file)
         if has_ann and '://' not in ann_file:  # a remote file: its name only
             if not osp.isfile(ann_file):
                 raise FileNotFoundError(f'the annotation file {ann_file!r} does not exist')
             entry['ann_file_stat'] = _stat(ann_file)
-        if (reads or not has_ann) and callable(getattr(d, 'get_data_info', None)):
-            if callable(getattr(d, 'full_init', None)):
-                d.full_init()
-            samples = []
+        if samples:
+            listed = []
             for i in range(len(d)):
                 info = d.get_data_info(i)
                 sample = [info.get('img_path'), _labels(info)]
                 for key in reads:
                     path = info.get(key)
                     sample += [path, _stat(path) if path else None]
-                samples.append(sample)
-            entry['samples'] = len(samples)
-            entry['samples_digest'] = _digest(samples)
+                listed.append(sample)
+            entry['samples'] = len(listed)
+            entry['samples_digest'] = _digest(listed)
         elif not has_ann:
             entry['samples'] = len(d)
         entries.append(entry)
