@@ -2,7 +2,7 @@
 every consumer of class counts implements (loss, heads, metrics of the three
 hosts)."""
 import pytest
-from mmengine.registry import Registry
+from mmengine.registry import Registry, init_default_scope
 
 import disalign_mm.cls  # noqa: F401  (registers the hosts' sources and counters)
 import disalign_mm.det  # noqa: F401
@@ -16,6 +16,13 @@ from disalign_mm.engine import (COUNT_CHECKS, COUNT_SOURCES, LABEL_COUNTERS, Cla
 from disalign_mm.engine.class_counts import count_training_labels
 from disalign_mm.seg import HeadBodyTailIoUMetric, SegGRWCrossEntropyLoss, count_mask_pixels
 from tests.test_det.fixtures import write_coco_fixture, write_lvis_fixture
+
+
+@pytest.fixture(autouse=True)
+def _scope():
+    """LogitAdjustedClsHead builds its loss in mmpretrain's scope; the
+    default scope is process-global and other tests' Runners leave theirs."""
+    init_default_scope('mmpretrain')
 
 
 def test_sources_counters_and_checks_are_mmengine_registries():
