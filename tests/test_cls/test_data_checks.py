@@ -62,12 +62,19 @@ def metric():
     return METRICS.build(dict(type='LongTailAccuracy', many_thr=5, few_thr=2, out_file=None))
 
 
-def test_the_cache_is_used_while_the_training_set_is_the_same(tmp_path):
+def counted(tmp_path):
+    """A training run that counted ``tmp_path/train`` (PER_CLASS) and cached
+    the counts in ``tmp_path/work``; the folder."""
     train = tmp_path / 'train'
     image_folders(train, PER_CLASS)
     (tmp_path / 'work').mkdir()
     ClassCountsHook().before_train(
         fake_runner(tmp_path, head(), train=DATASETS.build(folder_set(train))))
+    return train
+
+
+def test_the_cache_is_used_while_the_training_set_is_the_same(tmp_path):
+    train = counted(tmp_path)
     cache = tmp_path / 'work' / 'class_counts.json'
     written = json.loads(cache.read_text())
     assert written['counts'] == [6, 3, 1]
@@ -110,11 +117,7 @@ def test_an_annotation_file_changed_since_the_cache_is_recounted(tmp_path):
 
 
 def test_a_cache_is_used_as_it_is_where_the_training_set_cannot_be_read(tmp_path):
-    train = tmp_path / 'train'
-    image_folders(train, PER_CLASS)
-    (tmp_path / 'work').mkdir()
-    ClassCountsHook().before_train(
-        fake_runner(tmp_path, head(), train=DATASETS.build(folder_set(train))))
+    counted(tmp_path)
     cfg = dict(train_dataloader=dict(dataset=folder_set(tmp_path / 'elsewhere')))
     m = metric()
     r = fake_runner(tmp_path, head(), metric=m, cfg=cfg)

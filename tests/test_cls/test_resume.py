@@ -14,8 +14,8 @@ from mmengine.runner import Runner
 
 import disalign_mm.cls  # noqa: F401
 from disalign_mm.engine.resume import RECORD_FILE, read_stage1_record
-from tests.test_cls.fixtures import (FMNIST_STAGE1, FMNIST_STAGE2, MIM, REPO, fix_schedule,
-                                     load_cfg, make_fmnist, tiny_fmnist_options)
+from tests.test_cls.fixtures import (FMNIST_STAGE2, MIM, REPO, tiny_cfg, tiny_fmnist_options,
+                                     train_tiny_stage1)
 
 pytestmark = pytest.mark.slow  # Runner and mim runs
 
@@ -39,22 +39,13 @@ class _InterruptAfter(Hook):
             raise _Interrupt()
 
 
-def _options(root, work, max_epochs, **extra):
-    return dict(tiny_fmnist_options(root, work, max_epochs), **extra)
-
-
-def _cfg(path, root, work, max_epochs=2, **extra):
-    cfg = load_cfg(path, _options(root, work, max_epochs, **extra))
-    fix_schedule(cfg, max_epochs)
-    return cfg
+def _cfg(path, root, work, **extra):
+    return tiny_cfg(path, root, work, 2, **extra)  # a stage 2 of two epochs
 
 
 @pytest.fixture(scope='module')
 def stage1(tmp_path_factory):
-    root = make_fmnist(str(tmp_path_factory.mktemp('fmnist')))
-    work = str(tmp_path_factory.mktemp('stage1'))
-    Runner.from_cfg(_cfg(FMNIST_STAGE1, root, work, 1)).train()
-    return root, osp.join(work, 'epoch_1.pth')
+    return train_tiny_stage1(tmp_path_factory)
 
 
 def _interrupted_stage2(root, ckpt, work, **when):
@@ -70,7 +61,7 @@ def test_mim_train_resume_before_the_first_stage2_checkpoint(stage1, tmp_path):
     work = str(tmp_path / 'stage2')
     assert _interrupted_stage2(root, ckpt, work, iters=1) == []  # no stage-2 checkpoint yet
     assert read_stage1_record(work) == ckpt  # what the stage 2 started from
-    opts = _options(root, work, 2)
+    opts = tiny_fmnist_options(root, work, 2)
     cmd = [MIM, 'train', 'mmpretrain', FMNIST_STAGE2, '--work-dir', work, '--resume',
            '--cfg-options'] + [f'{k}={v}' for k, v in opts.items()] + \
         ['param_scheduler.0.T_max=2', 'param_scheduler.0.end=2']
