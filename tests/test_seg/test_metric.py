@@ -1,6 +1,7 @@
 """Head/Body/Tail metric: exact values on hand-made predictions."""
 import json
 import math
+import uuid
 
 import pytest
 import torch
@@ -22,8 +23,10 @@ def run(metric, classes, gt, pred, tmp_path, chunks=2):
         metric.process({}, [dict(
             pred_sem_seg=dict(data=torch.tensor(pred[i:i + step]).view(1, 1, -1)),
             gt_sem_seg=dict(data=torch.tensor(gt[i:i + step]).view(1, 1, -1)))])
-    log = tmp_path / f'{id(metric)}.log'
-    MMLogger.get_instance(f'hbt-{id(metric)}', log_file=str(log))
+    # a fresh logger: an id() can be that of an earlier test's metric
+    name = uuid.uuid4().hex
+    log = tmp_path / f'{name}.log'
+    MMLogger.get_instance(f'hbt-{name}', log_file=str(log))
     out = metric.evaluate(chunks)
     return out, log.read_text()
 
