@@ -62,35 +62,55 @@ def shrink(stage2):
     return keep
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    project = tmp_path / 'project'  # outside the repository
+def write_project(project):
     root = str(project / 'data' / 'my_coco')
     write_coco(root, 'train', TRAIN)
     write_coco(root, 'val', VAL)
-    monkeypatch.chdir(project)  # the README's data_root is relative to the project
     return project
 
 
-@pytest.mark.slow  # three Runner runs of mmdet's Mask R-CNN, shrunk (~1 min on 2 cores)
-@pytest.mark.parametrize('folder', ['lvis_v1', 'lvis_v05'])
-def test_own_coco_data_stage1_stage2_and_rare_common_frequent(folder, project):
-    stage1 = write_config(project, 'my_stage1.py', readme_config(folder, 'stage1'))
-    stage2 = write_config(project, 'my_stage2.py', readme_config(folder, 'stage2'))
-    run(stage1, shrink(False), project / 'work_dirs' / 'my_stage1')
+@pytest.fixture(scope='module')
+def stage1(tmp_path_factory):
+    """The project and its LVIS v1 stage 1 (the README's lines, trained):
+    ``(project, checkpoint)``. The v0.5 stage 1 is the same model."""
+    project = write_project(tmp_path_factory.mktemp('own_det') / 'project')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)  # the README's data_root is relative to the project
+        config = write_config(project, 'my_stage1.py', readme_config('lvis_v1', 'stage1'))
+        run(config, shrink(False), project / 'work_dirs' / 'my_stage1')
     counts = json.loads((project / 'work_dirs' / 'my_stage1' / 'class_counts.json').read_text())
     assert counts['counts'] == [5, 2, 1] and counts['unit'] == 'images'
+    return project, project / 'work_dirs' / 'my_stage1' / 'epoch_1.pth'
 
-    s2 = run(stage2, dict(shrink(True), load_from=str(
-        project / 'work_dirs' / 'my_stage1' / 'epoch_1.pth')), project / 'work_dirs' / 'my_stage2')
+
+@pytest.mark.slow  # Runner runs of mmdet's Mask R-CNN, shrunk (~1 min on 2 cores)
+@pytest.mark.parametrize('folder', ['lvis_v1', 'lvis_v05'])
+def test_own_coco_data_stage1_stage2_and_rare_common_frequent(folder, stage1, monkeypatch):
+    project, ckpt = stage1
+    monkeypatch.chdir(project)
+    if folder == 'lvis_v05':  # its stage-1 lines build their data set as v1's do
+        s1 = run(write_config(project, 'my_stage1_v05.py', readme_config(folder, 'stage1')),
+                 shrink(False), project / 'work_dirs' / 'my_stage1_v05', train=False)
+        data = s1.train_dataloader.dataset
+        assert type(data.dataset).__name__ == 'CocoDataset' and len(data.dataset) == len(TRAIN)
+    stage2 = write_config(project, f'my_stage2_{folder}.py', readme_config(folder, 'stage2'))
+    s2 = run(stage2, dict(shrink(True), load_from=str(ckpt)),
+             project / 'work_dirs' / f'my_stage2_{folder}')
     head = s2.model.roi_head.bbox_head
-    assert head.loss_cls.class_counts.tolist() == [5, 2, 1]
+    assert head.loss_cls.class_counts.tolist() == [5, 2, 1]  # its training annotations'
     assert head.fc_cls.calibration.alpha.numel() == 3
     metrics = s2.test()
     assert 'coco/bbox_mAP' in metrics
     record = s2.test_evaluator.metrics[0].per_class
     assert record['groups'] == {'rare': [2], 'common': [1], 'frequent': [0]}
     assert record['train_counts'] == [5, 2, 1] and record['classes'] == list(CLASSES)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    project = write_project(tmp_path / 'project')  # outside the repository
+    monkeypatch.chdir(project)
+    return project
 
 
 def test_without_the_readme_line_the_lvis_statistics_error_lists_the_fixes(project):
