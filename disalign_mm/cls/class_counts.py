@@ -1,20 +1,27 @@
 """mmpretrain's part of the class-count path
 (:class:`~disalign_mm.engine.ClassCountsHook`): the ``'labels'`` source for
-mmpretrain data sets (images per class, no image read) and what the hook
-logs for the logit-adjusted head and the Many/Medium/Few metric."""
+mmpretrain data sets (images per class, no image read). What the hook logs
+for the logit-adjusted head and the Many/Medium/Few metric, they say
+themselves (``describe_class_counts``)."""
 from typing import List, Optional
 
-from mmpretrain.datasets import BaseDataset
+from mmpretrain.datasets import BaseDataset, CustomDataset
 
-from ..core import class_log_prior
-from ..engine.class_counts import CountConsumer, register_consumer_check, register_label_counter
+from ..engine.class_counts import register_label_counter
 from ..engine.class_stats import ClassCounts
 from .datasets import class_counts_of
-from .heads import LogitAdjustedClsHead
-from .metrics import LongTailAccuracy
 
 
-@register_label_counter(BaseDataset)
+def class_folder(dataset) -> Optional[str]:
+    """The folder whose sub-folders are the classes of an mmpretrain
+    ``CustomDataset`` without an annotation file (None for other data
+    sets)."""
+    if isinstance(dataset, CustomDataset) and not dataset.ann_file and dataset.with_label:
+        return dataset.img_prefix
+    return None
+
+
+@register_label_counter(BaseDataset, folder_of=class_folder)
 def count_image_labels(datasets: List[BaseDataset],
                        num_classes: Optional[int] = None) -> ClassCounts:
     """Training images per class of mmpretrain data sets (summed)."""
@@ -28,18 +35,3 @@ def count_image_labels(datasets: List[BaseDataset],
     return ClassCounts(counts.tolist(), classes=list(classes) if classes else None,
                        unit='images',
                        source=f'training set ({names}, {int(counts.sum())} images)')
-
-
-@register_consumer_check
-def describe_cls_consumer(consumer: CountConsumer, counts: ClassCounts) -> Optional[str]:
-    """The logit adjustment of a LogitAdjustedClsHead and the groups of a
-    LongTailAccuracy, for the hook's log line."""
-    obj = consumer.obj
-    if isinstance(obj, LogitAdjustedClsHead):
-        adj = -obj.tau * class_log_prior(counts.counts)
-        return (f'logit adjustment tau={obj.tau}: -tau*log(prior) from '
-                f'{adj.min().item():+.4g} (most frequent) to {adj.max().item():+.4g} (rarest)')
-    if isinstance(obj, LongTailAccuracy):
-        groups = obj.class_groups(counts.num_classes, counts)
-        return 'groups ' + ', '.join(f'{k}: {len(v)}' for k, v in groups.items())
-    return None

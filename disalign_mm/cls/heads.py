@@ -20,7 +20,8 @@ from mmpretrain.structures import DataSample
 
 from ..core import CosineLinear, calibrate, class_log_prior, logit_adjust, tau_normalize
 from ..core.posthoc import Counts, check_tau
-from ..engine.class_stats import load_class_counts
+from ..engine.class_stats import ClassCounts, ClassCountsLike
+from ..engine.consumer import CountConsumerMixin
 
 
 def _check_classifier_state(head, state_dict: dict, prefix: str) -> None:
@@ -239,7 +240,7 @@ class TauNormClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
 
 
 @MODELS.register_module()
-class LogitAdjustedClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
+class LogitAdjustedClsHead(CountConsumerMixin, _PostHocMixin, _CheckedLoadMixin, LinearClsHead):
     """Linear classifier with post-hoc logit adjustment (Menon et al., ICLR
     2021): ``z_j = w_j^T x + b_j - tau * log(pi_j)``, ``pi`` the training
     class prior.
@@ -253,7 +254,8 @@ class LogitAdjustedClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
     when neither is given, from :class:`~disalign_mm.engine.ClassCountsHook`
     (the training set of the config, or the ``class_counts.json`` it cached),
     the same counts as the Many/Medium/Few metric. They are a non-persistent
-    buffer: checkpoints do not carry them.
+    buffer: checkpoints do not carry them. A consumer of class counts
+    (:class:`~disalign_mm.engine.consumer.CountConsumerMixin`).
 
     Args:
         num_classes (int): Number of classes.
@@ -279,31 +281,32 @@ class LogitAdjustedClsHead(_PostHocMixin, _CheckedLoadMixin, LinearClsHead):
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
-        if class_counts is not None and class_counts_file is not None:
-            raise ValueError('LogitAdjustedClsHead: give class_counts or class_counts_file, '
-                             'not both')
         self.tau = check_tau(tau, 'LogitAdjustedClsHead')
-        self.class_counts_source = ''
         self.register_buffer('class_counts', None, persistent=False)
-        if class_counts_file is not None:
-            cc = load_class_counts(class_counts_file, num_classes)
-            self.set_class_counts(cc.counts, source=cc.source)
-        elif class_counts is not None:
-            self.set_class_counts(class_counts, source='head config (class_counts)')
+        self._init_class_counts(class_counts, class_counts_file, num_classes)
 
-    def set_class_counts(self, counts: Counts, source: str = '') -> torch.Tensor:
-        """Set the training counts (``source``: where they come from, for the
-        log); they must be ``num_classes`` positive numbers. Returns them
-        (float64)."""
+    #: where ``class_counts=`` of the config is said to come from
+    config_counts_source = 'head config (class_counts)'
+
+    def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> torch.Tensor:
+        """Set the training counts (``source``: where plain numbers come from,
+        for the log); they must be ``num_classes`` positive numbers. Returns
+        them (float64)."""
+        return super().set_class_counts(counts, source)
+
+    def _take_class_counts(self, counts: ClassCounts) -> torch.Tensor:
         what = f'LogitAdjustedClsHead (num_classes={self.num_classes})'
-        class_log_prior(counts, self.num_classes, what)  # validates
-        if isinstance(counts, torch.Tensor):
-            counts = counts.detach().cpu().numpy()
-        t = torch.as_tensor(np.asarray(counts, dtype=np.float64)).flatten()
-        device = self.fc.weight.device
-        self.class_counts = t.to(device)
-        self.class_counts_source = source
+        class_log_prior(counts.counts, self.num_classes, what)  # validates
+        t = torch.as_tensor(np.asarray(counts.counts, dtype=np.float64)).flatten()
+        self.class_counts = t.to(self.fc.weight.device)
+        self.class_counts_source = counts.source
         return self.class_counts
+
+    def describe_class_counts(self, counts: ClassCounts) -> str:
+        """The range of the adjustment (for the hook's log)."""
+        adj = -self.tau * class_log_prior(counts.counts)
+        return (f'logit adjustment tau={self.tau}: -tau*log(prior) from '
+                f'{adj.min().item():+.4g} (most frequent) to {adj.max().item():+.4g} (rarest)')
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Adjusted logits ``(N, num_classes)``."""

@@ -7,9 +7,10 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmpretrain.registry import METRICS
 
-from ..engine.class_stats import (FEW_THR, MANY_THR, ClassCounts, ClassCountsLike, as_class_counts,
-                                  count_groups, explicit_groups, load_class_counts)
-from ..engine.per_class import keep_per_class, per_class_record
+from ..engine.class_stats import (FEW_THR, MANY_THR, ClassCounts, check_thresholds, count_groups,
+                                  explicit_groups)
+from ..engine.consumer import LongTailMetricMixin
+from ..engine.per_class import per_class_record
 
 
 def _are_probabilities(pred: torch.Tensor, atol: float = 1e-3) -> bool:
@@ -89,7 +90,7 @@ def reliability(pred: torch.Tensor,
 
 
 @METRICS.register_module()
-class LongTailAccuracy(BaseMetric):
+class LongTailAccuracy(LongTailMetricMixin, BaseMetric):
     """Top-k accuracy over all test images plus the accuracy of class groups
     split by their number of *training* images.
 
@@ -104,7 +105,9 @@ class LongTailAccuracy(BaseMetric):
     The training counts come from ``class_counts``, ``class_counts_file``
     or :meth:`set_class_counts`, which
     :class:`~disalign_mm.engine.ClassCountsHook` calls before the first
-    evaluation with the counts it also gives the GRW loss.
+    evaluation with the counts it also gives the GRW loss (a consumer of
+    class counts and a long-tail metric:
+    :class:`~disalign_mm.engine.consumer.LongTailMetricMixin`).
 
     Per-class accuracy is kept in :attr:`per_class` after each evaluation
     and written as JSON to ``out_file``, in the per-class format of all
@@ -153,24 +156,18 @@ class LongTailAccuracy(BaseMetric):
     """
     default_prefix: Optional[str] = 'accuracy'
 
+    #: where ``class_counts=`` of the config is said to come from
+    config_counts_source = 'metric config'
+
     def __init__(self,
-                 class_counts: Optional[Sequence[float]] = None,
-                 class_counts_file: Optional[str] = None,
                  many_thr: float = MANY_THR,
                  few_thr: float = FEW_THR,
                  groups: Optional[Dict[str, Sequence[Union[int, str]]]] = None,
                  topk: Union[int, Sequence[int]] = 1,
-                 out_file: Optional[str] = 'per_class_accuracy.json',
-                 out_dir: Optional[str] = None,
                  ece_bins: Optional[int] = 15,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        if class_counts is not None and class_counts_file is not None:
-            raise ValueError('LongTailAccuracy: give class_counts or '
-                             'class_counts_file, not both')
-        if few_thr > many_thr:
-            raise ValueError(f'few_thr ({few_thr}) must not exceed many_thr ({many_thr})')
+                 out_file: Optional[str] = 'per_class_accuracy.json',
+                 **kwargs) -> None:
+        check_thresholds(few_thr, many_thr, 'few_thr', 'many_thr')
         if ece_bins is not None and (not isinstance(ece_bins, int) or ece_bins < 1):
             raise ValueError(f'ece_bins must be a positive int (or None for no ECE), got '
                              f'{ece_bins!r}')
@@ -179,18 +176,12 @@ class LongTailAccuracy(BaseMetric):
         self.many_thr = many_thr
         self.few_thr = few_thr
         self.groups = groups
-        self.out_file = out_file
-        self.out_dir = out_dir
-        self.per_class: Optional[dict] = None
-        self.class_counts: Optional[ClassCounts] = None
-        if class_counts is not None:
-            self.class_counts = ClassCounts(list(class_counts), source='metric config')
-        elif class_counts_file is not None:
-            self.class_counts = load_class_counts(class_counts_file)
+        super().__init__(out_file=out_file, **kwargs)
 
-    def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
-        """Set the training counts (ClassCountsHook does this)."""
-        self.class_counts = as_class_counts(counts, source)
+    def describe_class_counts(self, counts: ClassCounts) -> str:
+        """The sizes of the groups these counts give (for the hook's log)."""
+        groups = self.class_groups(counts.num_classes, counts)
+        return 'groups ' + ', '.join(f'{k}: {len(v)}' for k, v in groups.items())
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
@@ -215,7 +206,8 @@ class LongTailAccuracy(BaseMetric):
                 "dict(type='ClassCountsHook') to custom_hooks, or give "
                 'class_counts / class_counts_file (or explicit groups) to the '
                 'metric')
-        counts.check(num_classes, classes, what='the evaluated model')
+        counts.check(num_classes, what='the evaluated model')
+        counts.check(classes=classes, what='the evaluated data set')
         return count_groups(counts, self.many_thr, self.few_thr)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
@@ -268,8 +260,5 @@ class LongTailAccuracy(BaseMetric):
             train_counts=None if counts is None else counts.counts,
             count_unit=None if counts is None else counts.unit,
             test_counts=n_test.long().tolist(), **extra)
-        self._dump()
+        self._keep_per_class(self.per_class)
         return metrics
-
-    def _dump(self) -> None:
-        keep_per_class(self, self.per_class, 'LongTailAccuracy')

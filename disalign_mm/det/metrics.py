@@ -40,10 +40,10 @@ from mmdet.evaluation.metrics import lvis_metric as _lvis_metric_module
 from mmdet.registry import METRICS
 from mmengine.logging import MMLogger
 
-from ..engine.class_stats import (FREQUENT_THR, RARE_THR, ClassCounts, ClassCountsLike,
-                                  as_class_counts, explicit_groups, frequency_groups,
-                                  load_class_counts)
-from ..engine.per_class import keep_per_class, per_class_record
+from ..engine.class_stats import (FREQUENT_THR, RARE_THR, ClassCounts, check_thresholds,
+                                  explicit_groups, frequency_groups)
+from ..engine.consumer import LongTailMetricMixin
+from ..engine.per_class import per_class_record
 from .lvis_stats import FREQUENCIES, frequency_groups_of
 
 GROUP_NAMES = ('rare', 'common', 'frequent')
@@ -101,44 +101,32 @@ def _recording(module, names: Sequence[str]):
             setattr(module, name, original)
 
 
-class _PerCategoryAP:
-    """What both metrics share: class counts (a consumer of
-    :class:`~disalign_mm.engine.ClassCountsHook`), label-order names, the
-    per-class record and its file. Mixed in before mmdet's metric."""
+class _PerCategoryAP(LongTailMetricMixin):
+    """What both metrics share: class counts in ``count_unit`` and the
+    per-class record and its file (a long-tail metric:
+    :class:`~disalign_mm.engine.consumer.LongTailMetricMixin`), label-order
+    names. Mixed in before mmdet's metric."""
 
     _who = 'LongTailDetMetric'
 
-    def _init_per_category(self, class_counts: Optional[Sequence[float]],
-                           class_counts_file: Optional[str], count_unit: str,
-                           out_file: Optional[str], out_dir: Optional[str]) -> None:
-        if class_counts is not None and class_counts_file is not None:
-            raise ValueError(f'{self._who}: give class_counts or class_counts_file, not both')
+    def __init__(self, *, count_unit: str = 'images', **kwargs) -> None:
         if count_unit not in ('images', 'instances'):
             raise ValueError(f"{self._who}: count_unit must be 'images' or 'instances', got "
                              f'{count_unit!r}')
+        self.count_unit = count_unit
+        self.per_class_file: Optional[str] = None
+        super().__init__(**kwargs)
         if not any(m in _IOU_TYPES for m in self.metrics):
             raise ValueError(f'{self._who}: metric={self.metrics} has neither \'bbox\' nor '
                              "'segm': per-category AP needs one of them")
-        self.count_unit = count_unit
-        self.out_file = out_file
-        self.out_dir = out_dir
-        self.per_class: Optional[dict] = None
-        self.per_class_file: Optional[str] = None
-        self.class_counts: Optional[ClassCounts] = None
-        if class_counts is not None:
-            self.set_class_counts(ClassCounts(list(class_counts), unit=count_unit,
-                                              source=f'{self._who} config (class_counts)'))
-        elif class_counts_file is not None:
-            self.set_class_counts(load_class_counts(class_counts_file))
 
-    def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
-        """Set the training counts (:class:`~disalign_mm.engine.ClassCountsHook`
-        does this). Plain numbers are taken as ``count_unit``."""
-        if not isinstance(counts, ClassCounts):
-            counts = as_class_counts(counts, source)
-            counts.unit = self.count_unit
+    @property
+    def config_counts_source(self) -> str:
+        return f'{self._who} config (class_counts)'
+
+    def _take_class_counts(self, counts: ClassCounts) -> None:
         self._check_unit(counts)
-        self.class_counts = counts
+        super()._take_class_counts(counts)
 
     def _check_unit(self, counts: ClassCounts) -> None:
         """Raise when the counts are not in the unit the grouping needs
@@ -211,7 +199,7 @@ class _PerCategoryAP:
             primary='bbox_AP' if 'bbox' in per_class else 'segm_AP',
             test_counts=test_counts, grouping=grouping, ap=settings,
             count_source=None if counts is None else counts.source)
-        keep_per_class(self, record, self._who)
+        self._keep_per_class(record)
 
 
 def _percent(ap: Sequence[float]) -> List[Optional[float]]:
@@ -292,28 +280,21 @@ class LongTailCocoMetric(_PerCategoryAP, CocoMetric):
     _who = 'LongTailCocoMetric'
 
     def __init__(self,
-                 class_counts: Optional[Sequence[float]] = None,
-                 class_counts_file: Optional[str] = None,
                  rare_thr: float = RARE_THR,
                  frequent_thr: float = FREQUENT_THR,
                  groups: Optional[Dict[str, Sequence[Union[int, str]]]] = None,
-                 count_unit: str = 'images',
                  out_file: Optional[str] = 'per_class_ap.json',
-                 out_dir: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
-        if rare_thr > frequent_thr:
-            raise ValueError(f'{self._who}: rare_thr ({rare_thr}) must not exceed frequent_thr '
-                             f'({frequent_thr})')
+        check_thresholds(rare_thr, frequent_thr, 'rare_thr', 'frequent_thr', self._who)
+        self.rare_thr = rare_thr
+        self.frequent_thr = frequent_thr
+        self.groups = groups
+        super().__init__(out_file=out_file, **kwargs)
         if COCO_MAX_DETS not in self.proposal_nums:
             raise ValueError(
                 f'{self._who}: proposal_nums={self.proposal_nums} has no {COCO_MAX_DETS}: '
                 f'per-category AP (and bbox_mAP) are defined at maxDets={COCO_MAX_DETS}; keep '
                 f'{COCO_MAX_DETS} in proposal_nums')
-        self.rare_thr = rare_thr
-        self.frequent_thr = frequent_thr
-        self.groups = groups
-        self._init_per_category(class_counts, class_counts_file, count_unit, out_file, out_dir)
 
     def _check_unit(self, counts: ClassCounts) -> None:
         if self.groups is None and counts.unit != self.count_unit:
@@ -454,15 +435,8 @@ class LongTailLVISMetric(_PerCategoryAP, LVISMetric):
 
     _who = 'LongTailLVISMetric'
 
-    def __init__(self,
-                 class_counts: Optional[Sequence[float]] = None,
-                 class_counts_file: Optional[str] = None,
-                 count_unit: str = 'images',
-                 out_file: Optional[str] = 'per_class_ap.json',
-                 out_dir: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._init_per_category(class_counts, class_counts_file, count_unit, out_file, out_dir)
+    def __init__(self, out_file: Optional[str] = 'per_class_ap.json', **kwargs) -> None:
+        super().__init__(out_file=out_file, **kwargs)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """``LVISMetric``'s metrics; writes the per-class JSON."""

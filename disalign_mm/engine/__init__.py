@@ -1,6 +1,8 @@
 """Codebase-agnostic pieces, registered once in mmengine's root registries
 (every host scope falls back to them): the GRW loss, the stage-2 freezing
-hook, the class-counts hook, safe checkpoint loading and class statistics."""
+and monitoring hooks, the class-counts hook with its registries and the one
+interface of a class-count consumer, safe checkpoint loading and class
+statistics."""
 from . import checkpoint
 from .class_counts import (ClassCountsHook, CountConsumer, CountRequest, count_sources,
                            leaf_datasets, register_consumer_check, register_count_source,
@@ -8,10 +10,14 @@ from .class_counts import (ClassCountsHook, CountConsumer, CountRequest, count_s
 from .class_stats import (FEW_THR, HEAD_THR, MANY_THR, TAIL_THR, ClassCounts, ClassCountsLike,
                           as_class_counts, count_groups, explicit_groups, load_class_counts,
                           ratio_groups)
-from .freeze import (FrozenStage2, calibration_param_names, calibration_state_names, freeze_stage2,
-                     reinit_module_names, reinitialize, select_trainable)
+from .consumer import CountConsumerMixin, LongTailMetricMixin
+from .freeze import (FrozenStage2, calibration_param_names, calibration_state_names,
+                     check_stage1_fit, freeze_stage2, reinit_module_names, reinitialize,
+                     select_trainable)
 from .hooks import DisAlignFreezeHook
 from .losses import GRWCrossEntropyLoss
+from .monitor_hook import DisAlignMonitorHook
+from .registry import COUNT_CHECKS, COUNT_SOURCES, LABEL_COUNTERS
 
 checkpoint.install()
 
@@ -20,7 +26,8 @@ __all__ = [
     'load_class_counts', 'ratio_groups', 'MANY_THR', 'FEW_THR', 'HEAD_THR', 'TAIL_THR',
     'ClassCountsHook', 'CountConsumer', 'CountRequest', 'count_sources', 'leaf_datasets',
     'register_consumer_check', 'register_count_source', 'register_label_counter',
-    'DisAlignFreezeHook', 'calibration_param_names', 'GRWCrossEntropyLoss', 'FrozenStage2',
-    'calibration_state_names', 'freeze_stage2', 'select_trainable', 'reinit_module_names',
-    'reinitialize'
+    'COUNT_SOURCES', 'LABEL_COUNTERS', 'COUNT_CHECKS', 'CountConsumerMixin',
+    'LongTailMetricMixin', 'DisAlignFreezeHook', 'DisAlignMonitorHook',
+    'calibration_param_names', 'GRWCrossEntropyLoss', 'FrozenStage2', 'calibration_state_names',
+    'check_stage1_fit', 'freeze_stage2', 'select_trainable', 'reinit_module_names', 'reinitialize'
 ]

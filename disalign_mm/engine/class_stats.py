@@ -156,13 +156,20 @@ def as_class_counts(counts: ClassCountsLike, source: str = '') -> ClassCounts:
     return ClassCounts(list(counts), source=source)
 
 
+def check_thresholds(low: float, high: float, low_name: str, high_name: str,
+                     who: str = '') -> None:
+    """Raise a one-line ValueError naming both thresholds unless ``low <= high``
+    (``who``: the metric or function, as the error's prefix)."""
+    if low > high:
+        raise ValueError(f'{who + ": " if who else ""}{low_name} ({low}) must not exceed '
+                         f'{high_name} ({high})')
+
+
 def _split(values: Sequence[float], low: float, high: float, names: Sequence[str],
            low_inclusive: bool) -> Dict[str, List[int]]:
     """Indices of ``values`` above ``high``, at or below it down to ``low``,
     and below ``low`` (``low_inclusive``: at or below ``low``); ``names``
     highest group first."""
-    if low > high:
-        raise ValueError(f'the lower threshold ({low}) must not exceed the higher ({high})')
     hi, mid, lo = names
 
     def is_low(x: float) -> bool:
@@ -182,8 +189,7 @@ def count_groups(counts: ClassCountsLike,
     """Split classes by training count, the Decouple convention: ``many``
     has more than ``many_thr``, ``few`` fewer than ``few_thr``, ``medium``
     the rest (so 20..100 inclusive by default)."""
-    if few_thr > many_thr:
-        raise ValueError(f'few_thr ({few_thr}) must not exceed many_thr ({many_thr})')
+    check_thresholds(few_thr, many_thr, 'few_thr', 'many_thr')
     return _split(as_class_counts(counts).counts, few_thr, many_thr, names, False)
 
 
@@ -206,8 +212,7 @@ def frequency_groups(counts: ClassCountsLike,
     Returns:
         dict: Group name -> category indices.
     """
-    if rare_thr > frequent_thr:
-        raise ValueError(f'rare_thr ({rare_thr}) must not exceed frequent_thr ({frequent_thr})')
+    check_thresholds(rare_thr, frequent_thr, 'rare_thr', 'frequent_thr')
     groups = _split(as_class_counts(counts).counts, rare_thr, frequent_thr, names[::-1], True)
     return {k: groups[k] for k in names}
 
@@ -219,8 +224,7 @@ def ratio_groups(counts: ClassCountsLike,
     """Split classes by their share of the total (pixels for segmentation):
     ``head`` above ``head_thr`` (1 %), ``tail`` below ``tail_thr`` (0.1 %),
     ``body`` in between (the paper's ADE20K split)."""
-    if tail_thr > head_thr:
-        raise ValueError(f'tail_thr ({tail_thr}) must not exceed head_thr ({head_thr})')
+    check_thresholds(tail_thr, head_thr, 'tail_thr', 'head_thr')
     c = as_class_counts(counts).counts
     total = sum(c)
     if total <= 0:

@@ -1,14 +1,21 @@
 """Fixing the statistics of the stage-1 model that condition the calibrations
 when stage 2 starts (the confidence's feature statistics, the magnitude's
-logit scale): the one procedure :class:`~disalign_mm.engine.DisAlignFreezeHook`
-runs on a Runner and :mod:`disalign_mm.second_stage` runs on cached features."""
+logit scale): the one procedure (:func:`fix_feature_stats`)
+:class:`~disalign_mm.engine.DisAlignFreezeHook` runs on a Runner's training
+batches (:func:`fix_runner_feature_stats`) and :mod:`disalign_mm.second_stage`
+runs on cached features."""
+import random
 from typing import Callable, Iterable, List
 
+import numpy as np
 import torch
-from mmengine.dist import all_reduce
+from mmengine.dist import all_reduce, get_dist_info
+from mmengine.utils import ProgressBar
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 from ..core.stats import FeatureMoments, collect_moments, stats_calibrations
+from .utils import unwrap_model
 
 
 def stats_subset(num_samples: int, seed: int, max_batches: int, batch_size: int,
@@ -82,3 +89,35 @@ def fix_feature_stats(model: nn.Module, batches: Iterable, forward: Callable) ->
                 + (f'; {zero} classes whose logit is always 0 keep the plain gradient'
                    if zero else ''))
     return lines
+
+
+def fix_runner_feature_stats(runner, max_batches: int) -> List[str]:
+    """:func:`fix_feature_stats` of the Runner's model on at most
+    ``max_batches`` training batches per rank (a random subset of the
+    training set, seeded with the run's seed, through the training pipeline,
+    the model in its stage-2 train mode). The random streams training then
+    draws from are left as they were. Returns the log lines (none when no
+    calibration needs statistics)."""
+    model = unwrap_model(runner.model)
+    if not any(c.needs_stats for c in stats_calibrations(model).values()):
+        return []
+    loader = runner.train_dataloader
+    rank, world = get_dist_info()
+    batch = loader.batch_size or 1
+    subset = Subset(loader.dataset, stats_subset(len(loader.dataset), runner.seed or 0,
+                                                 max_batches, batch, rank, world))
+    sub_loader = DataLoader(subset, batch_size=batch, shuffle=False,
+                            num_workers=loader.num_workers, collate_fn=loader.collate_fn)
+    bar = ProgressBar(len(sub_loader)) if rank == 0 else None
+
+    def forward(data):
+        model(**model.data_preprocessor(data, True), mode='loss')
+        if bar is not None:
+            bar.update()
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        lines = fix_feature_stats(model, sub_loader, forward)
+    random.setstate(py_state)
+    np.random.set_state(np_state)
+    return [f'{line} ({len(sub_loader)} batches per rank)' for line in lines]

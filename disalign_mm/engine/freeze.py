@@ -1,15 +1,20 @@
-"""Stage-2 freezing as a plain function.
+"""Stage-2 freezing as plain functions.
 
 :func:`freeze_stage2` is the one implementation: :class:`DisAlignFreezeHook`
 calls it in a Runner, the benchmark tools call it on a bare model.
+:func:`check_stage1_fit` checks that a checkpoint provides everything that
+is frozen; :func:`reinitialize` serves second stages that learn a classifier
+afresh (cRT).
 """
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 from torch import nn
 
 from ..core import DisAlignCalibration
+from .utils import misfit
 
 
 def calibration_param_names(model: nn.Module) -> List[str]:
@@ -171,3 +176,33 @@ def reinitialize(model: nn.Module, names: Sequence[str]) -> None:
     mods = dict(model.named_modules())
     for name in names:
         mods[name].reset_parameters()
+
+
+def check_stage1_fit(model: nn.Module, state: Dict[str, torch.Tensor],
+                     trainable: Sequence[str]) -> Tuple[int, List[str]]:
+    """Check that a checkpoint provides every frozen parameter and buffer of
+    ``model`` with its shape.
+
+    The only entries of the model a checkpoint may lack are the DisAlign
+    calibrations' and the trainable parameters (a re-initialised classifier).
+
+    Returns:
+        tuple[int, list[str]]: the number of frozen entries checked, and the
+        checkpoint keys the model does not use (deliberately dropped modules,
+        e.g. an auxiliary head), for the log.
+
+    Raises:
+        RuntimeError: Naming the first missing keys, or the first keys whose
+            shapes differ with both shapes.
+    """
+    exempt = set(calibration_state_names(model)) | set(trainable)
+    own = model.state_dict()
+    problem = misfit(own, state, 'frozen entries', exempt)
+    if problem:
+        raise RuntimeError(
+            'DisAlignFreezeHook: the loaded checkpoint does not fit the frozen stage-2 model: '
+            + problem + '. Stage 2 would train on a partly random, frozen '
+            'representation. Load the stage-1 checkpoint of this model (same backbone, '
+            'neck, head and num_classes) as load_from.')
+    frozen = [k for k in own if k not in exempt]
+    return len(frozen), [k for k in state if k not in own]

@@ -13,11 +13,12 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..core.grw import AVG_MODES, Counts, grw_cross_entropy, grw_weights
-from .class_stats import load_class_counts
+from .class_stats import ClassCounts, ClassCountsLike
+from .consumer import CountConsumerMixin
 
 
 @MODELS.register_module()
-class GRWCrossEntropyLoss(nn.Module):
+class GRWCrossEntropyLoss(CountConsumerMixin, nn.Module):
     """Cross entropy with generalized re-weighting (paper Eq. 9-11), one
     signature for every host (mmpretrain heads, mmseg decode heads, mmdet
     bbox heads).
@@ -26,7 +27,9 @@ class GRWCrossEntropyLoss(nn.Module):
     counts. The counts are given in the config (``class_counts`` or
     ``class_counts_file``) or later with :meth:`set_class_counts`, which
     :class:`~disalign_mm.engine.ClassCountsHook` calls before the first
-    iteration; using the loss before that is an error.
+    iteration; using the loss before that is an error. A consumer of class
+    counts (:class:`~disalign_mm.engine.consumer.CountConsumerMixin`):
+    ``class_counts`` is a float64 tensor once set.
 
     Example::
 
@@ -68,8 +71,6 @@ class GRWCrossEntropyLoss(nn.Module):
         super().__init__()
         if avg_mode not in AVG_MODES:
             raise ValueError(f'avg_mode must be one of {AVG_MODES}, got {avg_mode!r}')
-        if class_counts_file is not None and class_counts is not None:
-            raise ValueError('give class_counts or class_counts_file, not both')
         self.rho = float(rho)
         self.background_weight = background_weight
         self.avg_mode = avg_mode
@@ -77,14 +78,8 @@ class GRWCrossEntropyLoss(nn.Module):
         self.min_count = min_count
         self.loss_weight = loss_weight
         self._loss_name = loss_name
-        self.class_counts: Optional[torch.Tensor] = None
-        self.class_counts_source: Optional[str] = None
         self.register_buffer('class_weight', torch.empty(0), persistent=False)
-        if class_counts_file is not None:
-            cc = load_class_counts(class_counts_file)
-            self.set_class_counts(cc.counts, source=cc.source)
-        elif class_counts is not None:
-            self.set_class_counts(class_counts, source='the config (class_counts)')
+        self._init_class_counts(class_counts, class_counts_file)
 
     @property
     def loss_name(self) -> str:
@@ -96,13 +91,16 @@ class GRWCrossEntropyLoss(nn.Module):
         return None if self.class_counts is None else self.class_counts.numel()
 
     def set_class_counts(self,
-                         counts: Counts,
+                         counts: ClassCountsLike,
                          source: Optional[str] = None) -> torch.Tensor:
-        """Set the class counts (``source``: where they come from, for the
-        log), recompute the weights, log their range and return them."""
-        w = grw_weights(counts, self.rho, self.min_count)
-        self.class_counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
-        self.class_counts_source = source
+        """Set the class counts (``source``: where plain numbers come from, for
+        the log), recompute the weights, log their range and return them."""
+        return super().set_class_counts(counts, source)
+
+    def _take_class_counts(self, counts: ClassCounts) -> torch.Tensor:
+        w = grw_weights(counts.counts, self.rho, self.min_count)
+        self.class_counts = torch.as_tensor(counts.counts, dtype=torch.float64).flatten()
+        self.class_counts_source = source = counts.source
         if self.background_weight is not None:
             w = torch.cat([w, w.new_tensor([float(self.background_weight)])])
         self.class_weight = w.to(self.class_weight.device)
@@ -115,6 +113,12 @@ class GRWCrossEntropyLoss(nn.Module):
                if self.background_weight is not None else ''),
             logger='current')
         return w
+
+    def describe_class_counts(self, counts: ClassCounts) -> str:
+        """The range of the weights these counts give (for the hook's log)."""
+        w = grw_weights(counts.counts, self.rho, self.min_count)
+        return (f'GRW rho={self.rho} weights {w.min().item():.4g} (most frequent) '
+                f'to {w.max().item():.4g} (rarest)')
 
     def extra_repr(self) -> str:
         return (f'rho={self.rho}, avg_mode={self.avg_mode!r}, num_classes='

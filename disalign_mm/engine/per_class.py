@@ -18,8 +18,13 @@ plot any of them against the training frequency and compare two runs::
       ...                                 # task-specific extras (reliability, disalign, ...)
     }
 
-``DisAlignFreezeHook`` adds what the calibration did (``"disalign"``) to the
-file a metric wrote (metrics record its path as ``per_class_file``).
+What the DisAlign calibration did in the evaluated epoch (``"disalign"``:
+the confidence's distribution, the decisions changed; see
+:class:`~disalign_mm.engine.DisAlignMonitorHook`) is part of the record
+when the run has it: the monitor publishes it in mmengine's message hub
+(:data:`CALIBRATION_INFO`) before the metrics compute, and
+:func:`keep_per_class` puts it into the record before the file is written,
+so each file has one writer.
 """
 import json
 import math
@@ -27,11 +32,14 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from .class_stats import UNITS
 from .utils import read_json
 
 FORMAT = 'disalign_mm/per-class@1'
 TASKS = ('classification', 'segmentation', 'detection')
-_UNITS = ('images', 'instances', 'pixels')
+#: the message-hub runtime info where DisAlignMonitorHook publishes what the
+#: calibration did in the current val/test epoch (None outside of one)
+CALIBRATION_INFO = 'disalign_mm/calibration'
 
 
 def _clean(values: Sequence) -> List[Optional[float]]:
@@ -83,8 +91,8 @@ def per_class_record(task: str,
         if seq is not None and len(seq) != num_classes:
             raise ValueError(f'{what} has {len(seq)} entries but the per-class results '
                              f'have {num_classes}')
-    if count_unit is not None and count_unit not in _UNITS:
-        raise ValueError(f'count_unit must be one of {_UNITS}, got {count_unit!r}')
+    if count_unit is not None and count_unit not in UNITS:
+        raise ValueError(f'count_unit must be one of {UNITS}, got {count_unit!r}')
     primary = primary or next(iter(per_class))
     if primary not in per_class:
         raise ValueError(f'primary {primary!r} is not one of {list(per_class)}')
@@ -150,12 +158,24 @@ def write_per_class(record: dict, out_file: Optional[str], out_dir: Optional[str
     return path
 
 
+def calibration_report() -> Optional[dict]:
+    """What the DisAlign calibration did in the current val/test epoch, as
+    :class:`~disalign_mm.engine.DisAlignMonitorHook` published it in the
+    current message hub; None when there is no such report."""
+    from mmengine.logging import MessageHub
+    report = MessageHub.get_current_instance().get_info(CALIBRATION_INFO)
+    return dict(report) if isinstance(report, dict) else None
+
+
 def keep_per_class(metric, record: dict, who: str) -> Optional[str]:
-    """What every long-tail metric does with its record: keep it as
-    ``metric.per_class``, write it to the metric's ``out_file`` / ``out_dir``
-    (:func:`write_per_class`) and record the path as ``metric.per_class_file``,
-    where :class:`~disalign_mm.engine.DisAlignFreezeHook` adds what the
-    calibration did. Returns the path written (None when none)."""
+    """What every long-tail metric does with its record: add the calibration
+    report of the epoch (:func:`calibration_report`, as ``"disalign"``) when
+    there is one, keep it as ``metric.per_class``, write it to the metric's
+    ``out_file`` / ``out_dir`` (:func:`write_per_class`) and record the path
+    as ``metric.per_class_file``. Returns the path written (None when none)."""
+    report = calibration_report()
+    if report is not None:
+        record.setdefault('disalign', report)
     metric.per_class = record
     path = write_per_class(record, metric.out_file, metric.out_dir, who)
     if path is not None:

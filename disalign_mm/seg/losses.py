@@ -44,6 +44,9 @@ class SegGRWCrossEntropyLoss(GRWCrossEntropyLoss):
             (``loss_weight``, ``min_count``).
     """
 
+    #: plain numbers are pixel counts
+    count_unit = 'pixels'
+
     def __init__(self,
                  rho: float = 0.3,
                  class_counts: Optional[Sequence[float]] = None,

@@ -9,24 +9,17 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from ..engine.class_stats import (HEAD_THR, TAIL_THR, ClassCounts, ClassCountsLike, as_class_counts,
-                                  explicit_groups, load_class_counts, ratio_groups)
-from ..engine.per_class import keep_per_class, per_class_record
+from ..engine.class_stats import (HEAD_THR, TAIL_THR, ClassCounts, check_thresholds,
+                                  explicit_groups, ratio_groups)
+from ..engine.consumer import LongTailMetricMixin
+from ..engine.per_class import per_class_record
 from .ade20k import ade20k_groups, is_ade20k_classes, is_ade20k_table
 
 GROUP_ORDER = ('head', 'body', 'tail')
 
 
-def _pixel_counts(counts: ClassCountsLike, source: str) -> ClassCounts:
-    """Counts as given, or plain numbers as *pixel* counts (the default unit
-    of :class:`ClassCounts` is images)."""
-    if isinstance(counts, ClassCounts):
-        return counts
-    return ClassCounts(as_class_counts(counts).counts, unit='pixels', source=source)
-
-
 @METRICS.register_module()
-class HeadBodyTailIoUMetric(IoUMetric):
+class HeadBodyTailIoUMetric(LongTailMetricMixin, IoUMetric):
     """mmseg's :class:`~mmseg.evaluation.IoUMetric` plus Head / Body / Tail.
 
     Classes are grouped by their share of the *training* pixels, the paper's
@@ -70,7 +63,10 @@ class HeadBodyTailIoUMetric(IoUMetric):
     file (a Runner's ``log_dir``). The log names the file written; when
     there is neither an ``out_dir`` nor a log file, a warning says that no
     JSON was written. (``out_dir`` is not mmseg's ``output_dir``, where
-    ``format_only`` writes the predicted masks.)
+    ``format_only`` writes the predicted masks.) A consumer of class counts
+    and a long-tail metric
+    (:class:`~disalign_mm.engine.consumer.LongTailMetricMixin`); plain
+    numbers are pixel counts.
 
     Args:
         groups (str | dict): ``'auto'``, ``'ade20k'`` or a dict, see above.
@@ -89,40 +85,35 @@ class HeadBodyTailIoUMetric(IoUMetric):
             (``iou_metrics`` defaults to ``['mIoU']``, ``ignore_index`` 255).
     """
 
+    #: plain numbers are pixel counts
+    count_unit = 'pixels'
+    #: where ``class_counts=`` of the config is said to come from
+    config_counts_source = 'metric config'
+
     def __init__(self,
                  groups: Union[str, Dict[str, Sequence[Union[int, str]]]] = 'auto',
-                 class_counts: Optional[Sequence[float]] = None,
-                 class_counts_file: Optional[str] = None,
                  head_thr: float = HEAD_THR,
                  tail_thr: float = TAIL_THR,
                  out_file: Optional[str] = 'per_class_iou.json',
-                 out_dir: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
         if isinstance(groups, str) and groups not in ('auto', 'ade20k'):
             raise ValueError(f"groups must be 'auto', 'ade20k' or a dict, got {groups!r}")
-        if class_counts is not None and class_counts_file is not None:
-            raise ValueError('HeadBodyTailIoUMetric: give class_counts or '
-                             'class_counts_file, not both')
-        if groups == 'ade20k' and (class_counts_file is not None or class_counts is not None):
-            raise ValueError("give groups='ade20k' or class counts, not both")
-        if tail_thr > head_thr:
-            raise ValueError(f'tail_thr ({tail_thr}) must not exceed head_thr ({head_thr})')
+        check_thresholds(tail_thr, head_thr, 'tail_thr', 'head_thr')
         self.groups = groups
         self.head_thr = head_thr
         self.tail_thr = tail_thr
-        self.out_file = out_file
-        self.out_dir = out_dir
-        self.per_class: Optional[dict] = None
-        self.class_counts: Optional[ClassCounts] = None
-        if class_counts is not None:
-            self.class_counts = _pixel_counts(class_counts, 'metric config')
-        elif class_counts_file is not None:
-            self.class_counts = load_class_counts(class_counts_file)
+        super().__init__(out_file=out_file, **kwargs)
+        if groups == 'ade20k' and self.class_counts is not None:
+            raise ValueError("give groups='ade20k' or class counts, not both")
 
-    def set_class_counts(self, counts: ClassCountsLike, source: str = '') -> None:
-        """Set the training pixel counts (ClassCountsHook does this)."""
-        self.class_counts = _pixel_counts(counts, source)
+    def describe_class_counts(self, counts: ClassCounts) -> Optional[str]:
+        """The sizes of the groups these counts give to the evaluated data
+        set (for the hook's log; None before the data set is known)."""
+        classes = (self.dataset_meta or {}).get('classes')
+        if classes is None:
+            return None
+        groups = self.class_groups(classes, counts)
+        return 'groups ' + ', '.join(f'{k}: {len(v)}' for k, v in groups.items())
 
     def class_groups(self,
                      classes: Sequence[str],
@@ -200,4 +191,4 @@ class HeadBodyTailIoUMetric(IoUMetric):
             train_counts=None if counts is None else counts.counts,
             count_unit=None if counts is None else counts.unit,
             primary='IoU' if 'IoU' in values else None)
-        keep_per_class(self, self.per_class, 'HeadBodyTailIoUMetric')
+        self._keep_per_class(self.per_class)

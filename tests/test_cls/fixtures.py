@@ -84,3 +84,21 @@ def fix_schedule(cfg, max_epochs: int) -> None:
             s['end'] = max_epochs
             s['T_max'] = max_epochs - s.get('begin', 0)
     cfg.param_scheduler = [s for s in scheds if s.get('begin', 0) < max_epochs]
+
+
+def tiny_cfg(path: str, data_root: str, work_dir: str, max_epochs: int = 1, **extra):
+    """A shipped Fashion-MNIST-LT config shrunk by :func:`tiny_fmnist_options`
+    (plus ``extra``), its schedule ending at ``max_epochs``."""
+    cfg = load_cfg(path, dict(tiny_fmnist_options(data_root, work_dir, max_epochs), **extra))
+    fix_schedule(cfg, max_epochs)
+    return cfg
+
+
+def train_tiny_stage1(tmp_path_factory) -> tuple:
+    """The tiny data and a one-epoch stage-1 checkpoint of it:
+    ``(data_root, checkpoint)``."""
+    from mmengine.runner import Runner
+    root = make_fmnist(str(tmp_path_factory.mktemp('fmnist')))
+    work = str(tmp_path_factory.mktemp('stage1'))
+    Runner.from_cfg(tiny_cfg(FMNIST_STAGE1, root, work)).train()
+    return root, osp.join(work, 'epoch_1.pth')

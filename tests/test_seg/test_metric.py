@@ -1,6 +1,7 @@
 """Head/Body/Tail metric: exact values on hand-made predictions."""
 import json
 import math
+import uuid
 
 import pytest
 import torch
@@ -22,8 +23,10 @@ def run(metric, classes, gt, pred, tmp_path, chunks=2):
         metric.process({}, [dict(
             pred_sem_seg=dict(data=torch.tensor(pred[i:i + step]).view(1, 1, -1)),
             gt_sem_seg=dict(data=torch.tensor(gt[i:i + step]).view(1, 1, -1)))])
-    log = tmp_path / f'{id(metric)}.log'
-    MMLogger.get_instance(f'hbt-{id(metric)}', log_file=str(log))
+    # a fresh logger: an id() can be that of an earlier test's metric
+    name = uuid.uuid4().hex
+    log = tmp_path / f'{name}.log'
+    MMLogger.get_instance(f'hbt-{name}', log_file=str(log))
     out = metric.evaluate(chunks)
     return out, log.read_text()
 
@@ -167,17 +170,20 @@ def test_per_class_file_can_be_turned_off_and_format_only_writes_none(tmp_path):
     assert (tmp_path / 'masks' / 'img0.png').exists()
 
 
-def test_freeze_hook_report_goes_into_the_seg_file(tmp_path):
-    """DisAlignFreezeHook adds its calibration report to the file the metric wrote."""
-    from types import SimpleNamespace
+def test_calibration_report_goes_into_the_seg_file(tmp_path):
+    """The calibration report DisAlignMonitorHook publishes in the message hub
+    is part of the file the metric writes (the metric is its one writer)."""
+    from mmengine.logging import MessageHub
 
-    from disalign_mm.engine.hooks import DisAlignFreezeHook
-    metric = HeadBodyTailIoUMetric(groups=dict(head=[0, 1], body=[2, 3], tail=[4, 5]),
-                                   out_dir=str(tmp_path))
-    run(metric, CLASSES, GT, PRED, tmp_path)
-    runner = SimpleNamespace(rank=0, test_loop=SimpleNamespace(
-        evaluator=SimpleNamespace(metrics=[metric])))
-    DisAlignFreezeHook._add_to_per_class_files(runner, 'test', dict(changed=0.25))
+    from disalign_mm.engine.per_class import CALIBRATION_INFO
+    hub = MessageHub.get_current_instance()
+    hub.update_info(CALIBRATION_INFO, dict(changed=0.25), resumed=False)
+    try:
+        metric = HeadBodyTailIoUMetric(groups=dict(head=[0, 1], body=[2, 3], tail=[4, 5]),
+                                       out_dir=str(tmp_path))
+        run(metric, CLASSES, GT, PRED, tmp_path)
+    finally:
+        hub.update_info(CALIBRATION_INFO, None, resumed=False)
     rec = json.loads((tmp_path / 'per_class_iou.json').read_text())
     assert rec['disalign'] == dict(changed=0.25)
     assert rec['per_class']['IoU'] == pytest.approx(IOU)
