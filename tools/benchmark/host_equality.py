@@ -41,6 +41,10 @@ VAL, TEST = 30, 30
 BGR = (170, 60, 120)
 
 STAGE1 = '''_base_ = ['mmpretrain::_base_/default_runtime.py']
+# disalign_mm's weights-only loader: `mim test` of a Runner checkpoint with
+# upstream mmengine 0.10.7 on torch >= 2.6 needs it (mmengine does not pass
+# weights_only); it changes nothing else
+custom_imports = dict(imports=['disalign_mm.engine'], allow_failed_imports=False)
 # data_preprocessor at the top level, as mmpretrain's _base_/datasets/*.py put it
 data_preprocessor = dict(num_classes={k}, mean=[170.0, 60.0, 120.0], std=[45.0, 45.0, 45.0],
                          to_rgb=False)
