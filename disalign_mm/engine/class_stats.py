@@ -129,7 +129,7 @@ def load_class_counts(path: str,
                       classes: Optional[Sequence[str]] = None) -> ClassCounts:
     """Read a counts JSON and validate it (see :meth:`ClassCounts.check`)."""
     data = read_json(path, f'class counts file {path!r} does not exist. Compute it from the '
-                     'training set (see README, "Class counts"), or give the counts in the '
+                     'training set (docs/class_counts.md), or give the counts in the '
                      'config.', what='class counts file ')
     if not isinstance(data, dict) or data.get('format') != FORMAT or 'counts' not in data:
         raise ValueError(f'{path!r} is not a class counts file: expected a JSON '

@@ -4,13 +4,11 @@ written here. The table it writes is what `mim test` of the exported config
 and checkpoint gives, and `mim train` of the exported config from the images
 ends where the cached path ended."""
 import json
-import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,85 +16,21 @@ from disalign_mm.engine.per_class import load_per_class
 from disalign_mm.second_stage.methods import Schedule
 from disalign_mm.second_stage.select import Settings, select_second_stage
 from tests.test_cls.fixtures import MIM, REPO
+from tests.test_tools.folder_data import (CLASSES, TRAIN, make_folder_dataset, stage1_config,
+                                          train_stage1)
 
 pytestmark = pytest.mark.slow  # Runner, mim and subprocess runs
-
-CLASSES = ('circle', 'cross', 'ring', 'square')  # CustomDataset sorts the folders
-TRAIN = (40, 16, 8, 4)  # long-tailed
-TEST = 6
-
-
-def _image(c: int, rng) -> np.ndarray:
-    img = rng.integers(0, 80, size=(16, 16, 3)).astype(np.uint8)
-    r, q = divmod(c, 2)
-    img[2 + 7 * r:8 + 7 * r, 2 + 7 * q:8 + 7 * q, c % 3] = 250
-    return img
-
-
-def make_folder_dataset(root: str) -> str:
-    """train/<class>/*.png and test/<class>/*.png, as mmpretrain's CustomDataset reads them."""
-    import cv2
-    rng = np.random.default_rng(0)
-    for split, counts in (('train', TRAIN), ('test', (TEST, ) * len(CLASSES))):
-        for c, (name, n) in enumerate(zip(CLASSES, counts)):
-            os.makedirs(osp.join(root, split, name), exist_ok=True)
-            for i in range(n):
-                cv2.imwrite(osp.join(root, split, name, f'{i:03d}.png'), _image(c, rng))
-    return root
-
-
-STAGE1 = '''
-_base_ = ['mmpretrain::_base_/default_runtime.py']
-data_root = {root!r}
-model = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(num_classes=4, mean=[60.0] * 3, std=[70.0] * 3, to_rgb=False),
-    backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4, base_channels=4,
-                  num_stages=2, strides=(1, 2), dilations=(1, 1), out_indices=(1, ),
-                  style='pytorch'),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=4, in_channels=8,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))
-train_pipeline = [dict(type='LoadImageFromFile'), dict(type='RandomFlip', prob=0.5),
-                  dict(type='PackInputs')]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-train_dataloader = dict(
-    batch_size=8, num_workers=0,
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train',
-                 pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
-val_dataloader = dict(
-    batch_size=12, num_workers=0,
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='test',
-                 pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='Accuracy', topk=(1, ))
-test_evaluator = val_evaluator
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4))
-param_scheduler = dict(type='CosineAnnealingLR', T_max=3, by_epoch=True)
-train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=3)
-val_cfg = dict()
-test_cfg = dict()
-default_hooks = dict(logger=dict(type='LoggerHook', interval=5),
-                     checkpoint=dict(type='CheckpointHook', interval=3))
-randomness = dict(seed=0)
-'''
 
 
 @pytest.fixture(scope='module')
 def stage1(tmp_path_factory):
-    """The user's stage 1: their config, trained by a Runner."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
+    """The user's stage 1: their config (data_preprocessor inside the model)
+    and image folders, trained by a Runner."""
     root = make_folder_dataset(str(tmp_path_factory.mktemp('shapes')))
     work = tmp_path_factory.mktemp('stage1')
     cfg_file = work / 'my_stage1.py'
-    cfg_file.write_text(STAGE1.format(root=root))
-    cfg = Config.fromfile(str(cfg_file))
-    cfg.work_dir = str(work)
-    Runner.from_cfg(cfg).train()
-    return str(cfg_file), str(work / 'epoch_3.pth')
+    cfg_file.write_text(stage1_config(root, 'in-model'))
+    return str(cfg_file), train_stage1(str(cfg_file), str(work))
 
 
 @pytest.fixture(scope='module')
@@ -175,7 +109,7 @@ def test_inference_api_loads_the_export(selected):
     exported = result['exported']
     inferencer = ImageClassificationInferencer(exported['config'],
                                                pretrained=exported['checkpoint'])
-    root = re.search(r"data_root = '([^']+)'", open(cfg_file).read()).group(1)
+    root = re.search(r"data_root='([^']+)'", open(cfg_file).read()).group(1)
     img = osp.join(root, 'test', 'ring', '000.png')
     (pred, ) = inferencer(img)
     assert pred['pred_class'] in CLASSES and len(pred['pred_scores']) == 4
