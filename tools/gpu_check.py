@@ -88,6 +88,8 @@ custom_imports = dict(imports=['disalign_mm.cls'], allow_failed_imports=False)
 model = dict(head=dict(type='DisAlignLinearClsHead',
                        loss=dict(type='GRWCrossEntropyLoss', rho=1.0)))
 custom_hooks = [dict(type='ClassCountsHook'), dict(type='DisAlignFreezeHook')]
+# as the shipped stage-2 configs: DDP over a model whose stage-1 part is frozen
+model_wrapper_cfg = dict(find_unused_parameters=True)
 load_from = {checkpoint!r}
 env_cfg = dict(dist_cfg=dict(backend={backend!r}))
 '''
@@ -329,7 +331,8 @@ def select_tool(files: dict, work_dir: str, device: str) -> str:
     out = osp.join(work_dir, f'select_{device.replace(":", "_")}')
     res = _run([sys.executable, osp.join(ROOT, 'tools', 'select_second_stage.py'),
                 files['stage1'], files['checkpoint'], '--work-dir', out, '--device', device,
-                '--methods', 'disalign', '--quick', '--epochs', '1'], work_dir, out + '.log')
+                '--methods', 'disalign', '--lr', '0.1', '--rho', '1.0', '--epochs', '1'],
+               work_dir, out + '.log')
     assert res.returncode == 0, (res.stdout + res.stderr)[-1500:]
     assert osp.isfile(osp.join(out, 'results.md')), 'no results.md'
     return f'log {out}.log'
@@ -349,26 +352,58 @@ def select_tool_refuses_cuda(files: dict, work_dir: str) -> str:
     return err[-1][len('[select_second_stage] error: '):]
 
 
+# The stage-2 launch on the CPU (the dry run): mmengine 0.10's init_dist
+# ('pytorch') calls torch.cuda.set_device, and its DDP wrapper passes
+# device_ids=[LOCAL_RANK]; neither exists without a GPU (as in
+# tests/test_cls/ddp_train.py). On a GPU mmpretrain's own tools/train.py runs.
+CPU_LAUNCH = '''
+import sys
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+cfg = Config.fromfile(sys.argv[1])
+cfg.work_dir, cfg.launcher = sys.argv[2], 'pytorch'
+torch.cuda.set_device = lambda device: None
+cfg.model_wrapper_cfg['device_ids'] = None
+Runner.from_cfg(cfg).train()
+'''
+
+
 def launch_stage2(files: dict, work_dir: str, backend: str) -> str:
-    """``torchrun --nproc_per_node 1`` of mmpretrain's tools/train.py on the
-    stage-2 config (``--launcher pytorch``: mmengine's init_dist with
-    ``backend``)."""
-    import mmpretrain
-    train = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
-    if not osp.isfile(train):
-        raise Skip(f'mmpretrain has no {train}')
+    """``torchrun --nproc_per_node 1`` of a stage 2 (DisAlignFreezeHook
+    loading the stage-1 checkpoint) through mmengine's pytorch launcher:
+    mmpretrain's tools/train.py with ``backend`` (nccl) on a GPU, the CPU
+    launch above with gloo otherwise."""
     stage2 = osp.join(work_dir, f'stage2_{backend}.py')
     with open(stage2, 'w') as f:
         f.write(STAGE2.format(checkpoint=files['checkpoint'], backend=backend))
     out = osp.join(work_dir, f'stage2_{backend}')
+    if backend == 'nccl':
+        import mmpretrain
+        train = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
+        if not osp.isfile(train):
+            raise Skip(f'mmpretrain has no {train}')
+        script = [train, stage2, '--launcher', 'pytorch', '--work-dir', out]
+    else:
+        launcher = osp.join(work_dir, 'cpu_launch.py')
+        with open(launcher, 'w') as f:
+            f.write(CPU_LAUNCH)
+        script = [launcher, stage2, out]
     res = _run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '1',
-                '--master_port', str(29500 + os.getpid() % 1000), train, stage2,
-                '--launcher', 'pytorch', '--work-dir', out], work_dir, out + '.log')
+                '--master_port', str(_free_port())] + script, work_dir, out + '.log')
     text = res.stdout + res.stderr
     assert res.returncode == 0, text[-1500:]
     assert 'DisAlignFreezeHook' in text, 'the stage-2 hook did not run'
+    assert 'Distributed training: True' in text, 'not a distributed run'
     assert osp.isfile(osp.join(out, 'epoch_1.pth')), 'no stage-2 checkpoint'
     return f'{backend}, log {out}.log'
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def environment() -> str:
