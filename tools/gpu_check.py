@@ -139,19 +139,21 @@ def _tiny_model(host: str):
     g = torch.Generator().manual_seed(0)
     init_default_scope(dict(cls='mmpretrain', seg='mmseg', det='mmdet')[host])
     if host == 'cls':
-        import disalign_mm.cls  # noqa: F401
         from mmpretrain.registry import MODELS
         from mmpretrain.structures import DataSample
+
+        import disalign_mm.cls  # noqa: F401
         head = MODELS.build(dict(type='DisAlignLinearClsHead', num_classes=4, in_channels=8,
                                  loss=dict(type='GRWCrossEntropyLoss', rho=1.0,
                                            class_counts=list(TRAIN))))
         samples = [DataSample().set_gt_label(int(c)) for c in torch.arange(16) % 4]
         data = dict(inputs=torch.randn(16, 3, 8, 8, generator=g), data_samples=samples)
     elif host == 'seg':
-        import disalign_mm.seg  # noqa: F401
         from mmengine.structures import PixelData
         from mmseg.registry import MODELS
         from mmseg.structures import SegDataSample
+
+        import disalign_mm.seg  # noqa: F401
         head = MODELS.build(dict(
             type='DisAlignFCNHead', in_channels=8, channels=8, num_convs=1, concat_input=False,
             num_classes=4, dropout_ratio=0.0, norm_cfg=dict(type='BN'),
@@ -164,8 +166,9 @@ def _tiny_model(host: str):
             samples.append(s)
         data = dict(inputs=torch.randn(2, 3, 8, 8, generator=g), data_samples=samples)
     elif host == 'det':
-        import disalign_mm.det  # noqa: F401
         from mmdet.registry import MODELS
+
+        import disalign_mm.det  # noqa: F401
         head = MODELS.build(dict(
             type='Shared2FCBBoxHead', in_channels=8, fc_out_channels=16, roi_feat_size=3,
             num_classes=4, cls_predictor_cfg=dict(type='DisAlignLinear'),

@@ -227,8 +227,8 @@ class DisAlignFreezeHook(Hook):
 
         # the pass must not shift the random streams training then draws from
         py_state, np_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=sorted({p.device.index for p in model.parameters()
-                                                    if p.is_cuda})):
+        cuda = sorted({p.device.index for p in model.parameters() if p.is_cuda})
+        with torch.random.fork_rng(devices=cuda):
             lines = fix_feature_stats(model, sub_loader, forward)
         random.setstate(py_state)
         np.random.set_state(np_state)

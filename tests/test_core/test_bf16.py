@@ -123,9 +123,6 @@ def test_grw_losses_under_bf16_autocast():
 
 def _host_heads():
     """(name, head, forward-and-loss) of the three hosts' DisAlign heads."""
-    import disalign_mm.cls  # noqa: F401
-    import disalign_mm.det  # noqa: F401
-    import disalign_mm.seg  # noqa: F401
     from mmdet.registry import MODELS as DET
     from mmengine.registry import init_default_scope
     from mmengine.structures import PixelData
@@ -133,6 +130,10 @@ def _host_heads():
     from mmpretrain.structures import DataSample
     from mmseg.registry import MODELS as SEG
     from mmseg.structures import SegDataSample
+
+    import disalign_mm.cls  # noqa: F401
+    import disalign_mm.det  # noqa: F401
+    import disalign_mm.seg  # noqa: F401
 
     torch.manual_seed(0)
     init_default_scope('mmpretrain')

@@ -301,6 +301,7 @@ def test_incomplete_checkpoint_as_load_from_of_mim_train(kind, stage1_ckpt, tmp_
     """`mim train mmpretrain STAGE2 --cfg-options load_from=BROKEN` ends with
     the one line, not with pickle's `KeyError: 0` or torch's zip reader."""
     import subprocess
+
     from tests.test_cls import fixtures as fx
     path = tmp_path / 'broken.pth'
     INCOMPLETE[kind](stage1_ckpt, path)
