@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Build (or check) a tested stack in its own virtual environment:
 #
-#   bash tools/setup_env.sh fork       -> .venv-fork/    (`make install-fork`)
-#   bash tools/setup_env.sh oldest     -> .venv-oldest/  (`make install-oldest`)
-#   bash tools/setup_env.sh [newest]   -> .venv/         (`make install`)
+#   bash tools/setup_env.sh [fork]     -> .venv/           (`make install`)
+#   bash tools/setup_env.sh oldest     -> .venv-oldest/    (`make install-oldest`)
+#   bash tools/setup_env.sh newest     -> .venv-upstream/  (`make install-upstream`)
+#
+# fork: the maintained OpenMMLab fork (onedl-*) on torch 2.14.1, the default
+# and what CI tests beside oldest: upstream OpenMMLab on torch 2.1.2, the
+# oldest supported stack. newest (upstream OpenMMLab built for torch 2.14.1)
+# is not tested by CI (docs/install.md says why). VENV=DIR builds a stack
+# elsewhere.
 #
 # A stack is requirements/stack-<name>.txt (exact pins) installed together with
 # the ranges the wheel declares for its family (requirements/runtime.txt,
@@ -23,12 +29,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STACK=${1:-${STACK:-newest}}
+STACK=${1:-${STACK:-fork}}
 case "$STACK" in
-  newest) DEFAULT_VENV=.venv ;;
+  fork) DEFAULT_VENV=.venv ;;
   oldest) DEFAULT_VENV=.venv-oldest ;;
-  fork) DEFAULT_VENV=.venv-fork ;;
-  *) echo "usage: $0 [newest|oldest|fork]" >&2; exit 2 ;;
+  newest) DEFAULT_VENV=.venv-upstream ;;
+  *) echo "usage: $0 [fork|oldest|newest]" >&2; exit 2 ;;
 esac
 VENV=${VENV:-$DEFAULT_VENV}
 PINS=requirements/stack-$STACK.txt
@@ -43,14 +49,22 @@ if [ "$MMCV_DIST" = onedl-mmcv ]; then FAMILY=fork; else FAMILY=upstream; fi
 MMCV_FILE=${MMCV_DIST//-/_}  # how the sdist and wheel file names spell it
 STAMP="$VENV/.disalign_mm-env"
 
-want=$(cat requirements/{runtime,$FAMILY,tests,optional}.txt "$PINS" setup.py tools/setup_env.sh \
-  | sha256sum | cut -c1-16)
+want="$STACK $(cat requirements/{runtime,$FAMILY,tests,optional}.txt "$PINS" setup.py \
+  tools/setup_env.sh | sha256sum | cut -c1-16)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
-  echo "[setup_env] $VENV ($STACK stack) is up to date ($want)"
+  echo "[setup_env] $VENV ($STACK stack) is up to date (${want#* })"
   exit 0
 fi
 
 log() { echo "[setup_env $STACK $(date +%H:%M:%S)] $*"; }
+# a venv holding another stack (a stamp of another stack, or of the days when
+# .venv/ held the newest upstream stack: no stack name) is rebuilt from
+# scratch: installing one OpenMMLab family over the other leaves two
+# distributions writing the same packages (docs/install.md)
+if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 < "$STAMP")" != "$STACK" ]; then
+  log "$VENV holds another stack ($(cut -d' ' -f1 < "$STAMP")): removing it"
+  rm -rf "$VENV"
+fi
 [ -x "$VENV/bin/python" ] || { log "creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
