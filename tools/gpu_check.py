@@ -128,7 +128,7 @@ class Table:
 
 
 # ---------------------------------------------------------------- host steps
-def _tiny_model(host: str):
+def tiny_model(host: str):
     """A tiny mmengine model of ``host`` with its DisAlign head and GRW loss,
     and one fixed batch for it."""
     import torch
@@ -241,7 +241,7 @@ def stage2_steps(host: str, device: str, amp: str = None, steps: int = 2) -> dic
 
     from disalign_mm.engine import freeze_stage2
 
-    model, data = _tiny_model(host)
+    model, data = tiny_model(host)
     model.to(device)
     frozen = freeze_stage2(model)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -57,13 +57,23 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python"
 fi
 
 log() { echo "[setup_env $STACK $(date +%H:%M:%S)] $*"; }
-# a venv holding another stack (a stamp of another stack, or of the days when
-# .venv/ held the newest upstream stack: no stack name) is rebuilt from
-# scratch: installing one OpenMMLab family over the other leaves two
-# distributions writing the same packages (docs/install.md)
-if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 < "$STAMP")" != "$STACK" ]; then
-  log "$VENV holds another stack ($(cut -d' ' -f1 < "$STAMP")): removing it"
-  rm -rf "$VENV"
+# a venv holding another stack is rebuilt from scratch: installing one
+# OpenMMLab family over the other leaves two distributions writing the same
+# packages (docs/install.md). A stamp without a stack name was written before
+# 0.2, when .venv/ held the newest upstream stack and .venv-oldest/ the oldest.
+if [ -f "$STAMP" ]; then
+  held=$(cut -d' ' -f1 < "$STAMP")
+  if [ "$(wc -w < "$STAMP")" -lt 2 ]; then
+    case "$(basename "$VENV")" in
+      .venv) held=newest ;;
+      .venv-oldest) held=oldest ;;
+      *) held=unknown ;;
+    esac
+  fi
+  if [ "$held" != "$STACK" ]; then
+    log "$VENV holds another stack ($held): removing it"
+    rm -rf "$VENV"
+  fi
 fi
 [ -x "$VENV/bin/python" ] || { log "creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)

@@ -121,87 +121,47 @@ def test_grw_losses_under_bf16_autocast():
             (name, float(low), float(high))
 
 
-def _host_heads():
-    """(name, head, forward-and-loss) of the three hosts' DisAlign heads."""
-    from mmdet.registry import MODELS as DET
-    from mmengine.registry import init_default_scope
-    from mmengine.structures import PixelData
-    from mmpretrain.registry import MODELS as CLS
-    from mmpretrain.structures import DataSample
-    from mmseg.registry import MODELS as SEG
-    from mmseg.structures import SegDataSample
-
-    import disalign_mm.cls  # noqa: F401
-    import disalign_mm.det  # noqa: F401
-    import disalign_mm.seg  # noqa: F401
-
-    torch.manual_seed(0)
-    init_default_scope('mmpretrain')
-    cls_head = CLS.build(dict(type='DisAlignLinearClsHead', num_classes=5, in_channels=32,
-                              loss=dict(type='GRWCrossEntropyLoss', rho=1.0,
-                                        class_counts=[80, 40, 10, 5, 2])))
-    feats = torch.randn(8, 32) * 2
-    cls_samples = [DataSample().set_gt_label(int(c)) for c in torch.randint(0, 5, (8, ))]
-    yield 'cls', cls_head, lambda: (cls_head((feats, )),
-                                    cls_head.loss((feats, ), cls_samples)['loss'])
-
-    init_default_scope('mmseg')
-    seg_head = SEG.build(dict(type='DisAlignFCNHead', in_channels=8, channels=8, num_convs=1,
-                              concat_input=False, num_classes=4, dropout_ratio=0.0,
-                              norm_cfg=dict(type='BN'),
-                              loss_decode=dict(type='SegGRWCrossEntropyLoss', rho=0.3,
-                                               class_counts=[400., 100., 20., 5.])))
-    x = [torch.randn(2, 8, 8, 8)]
-    seg_samples = []
-    for lab in torch.randint(0, 4, (2, 16, 16)):
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=lab[None])
-        seg_samples.append(s)
-    yield 'seg', seg_head, lambda: (seg_head(x), seg_head.loss(x, seg_samples, {})['loss_grw'])
-
-    init_default_scope('mmdet')
-    det_head = DET.build(dict(
-        type='Shared2FCBBoxHead', in_channels=4, fc_out_channels=16, roi_feat_size=3,
-        num_classes=5, cls_predictor_cfg=dict(type='DisAlignLinear'),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
-                        target_stds=[0.1, 0.1, 0.2, 0.2]),
-        reg_class_agnostic=False,
-        loss_cls=dict(type='GRWCrossEntropyLoss', rho=0.8, background_weight=1.0,
-                      class_counts=[150, 120, 40, 3, 15]),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)))
-    rois_feats = torch.randn(12, 4, 3, 3)
-    labels = torch.randint(0, 6, (12, ))
-    rois = torch.cat([torch.zeros(12, 1), torch.tensor([[0., 0., 10., 10.]]).repeat(12, 1)], 1)
-
-    def det_step():
-        cls_score, bbox_pred = det_head(rois_feats)
-        losses = det_head.loss(cls_score, bbox_pred, rois, labels, torch.ones(12),
-                               torch.zeros(12, 4), torch.zeros(12, 4))
-        return cls_score, losses['loss_cls']
-
-    yield 'det', det_head, det_step
+def _gpu_check():
+    """tools/gpu_check.py, whose tiny host models these tests share."""
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+                    'gpu_check.py')
+    spec = importlib.util.spec_from_file_location('gpu_check_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize('host', ['cls', 'seg', 'det'])
 def test_host_heads_under_bf16_autocast(host):
-    """The DisAlign heads of mmpretrain, mmseg and mmdet: logits and GRW loss
-    under bf16 autocast against float32, with a trained-looking calibration."""
-    name, head, step = next(h for h in _host_heads() if h[0] == host)
-    head.init_weights()
-    for m in head.modules():
-        if isinstance(m, DisAlignCalibration):
-            _randomize(m)
-    head.train()
-    high_logits, high_loss = step()
-    with torch.autocast(**BF16):
-        low_logits, low_loss = step()
-    _assert_close_to_fp32(low_logits, high_logits, f'{host} logits')
-    assert torch.isfinite(low_loss) and low_loss.dtype == torch.float32
-    assert abs(float(low_loss) - float(high_loss)) <= TOL * float(high_loss), \
-        (host, float(low_loss), float(high_loss))
-    low_loss.backward()
-    cal = [m for m in head.modules() if isinstance(m, DisAlignCalibration)][0]
-    assert all(torch.isfinite(p.grad).all() for p in cal.parameters())
+    """The DisAlign heads of mmpretrain (DisAlignLinearClsHead), mmseg
+    (DisAlignFCNHead) and mmdet (Shared2FCBBoxHead with DisAlignLinear) with
+    their GRW losses, in the tiny models tools/gpu_check.py trains on a GPU:
+    loss and calibration gradients under bf16 autocast against float32, with
+    a trained-looking calibration."""
+    model, data = _gpu_check().tiny_model(host)
+    cals = [m for m in model.modules() if isinstance(m, DisAlignCalibration)]
+    assert len(cals) == 1
+    _randomize(cals[0])
+    model.train()
+    results = {}
+    for autocast in (False, True):
+        model.zero_grad()
+        batch = model.data_preprocessor(copy.deepcopy(data), True)
+        with torch.autocast(**BF16, enabled=autocast):
+            losses = model(**batch, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        loss.backward()
+        results[autocast] = (loss.detach(), {n: p.grad.clone()
+                                             for n, p in cals[0].named_parameters()})
+    (high, high_grads), (low, low_grads) = results[False], results[True]
+    assert torch.isfinite(low) and low.dtype == torch.float32
+    assert abs(float(low) - float(high)) <= TOL * float(high), (host, float(low), float(high))
+    scale = max(float(g.abs().max()) for g in high_grads.values())
+    assert scale > 0
+    for name, g in high_grads.items():
+        _assert_close_to_fp32(low_grads[name], g, f'{host} d/d {name}', GRAD_TOL, scale)
 
 
 @OPTIM_WRAPPERS.register_module(force=True)
