@@ -159,7 +159,8 @@ _CORRUPT_PICKLE = (pickle.UnpicklingError, EOFError, KeyError, IndexError, struc
 # torch's messages for a zip checkpoint that is cut short or damaged, and for
 # a legacy-format file that is not one
 _CORRUPT_TORCH = ('PytorchStreamReader failed', 'Invalid magic number', 'invalid header or '
-                  'archive is corrupted', 'failed finding central directory')
+                  'archive is corrupted', 'failed finding central directory',
+                  'The file might be corrupted', 'unexpected EOF')
 
 
 def _name(obj: Any) -> str:
