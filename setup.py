@@ -109,8 +109,13 @@ if __name__ == '__main__':
         python_requires='>=3.8',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'tests.*')),
         install_requires=read_requirements('runtime.txt'),
+        # the OpenMMLab packages, one extra per family (requirements/runtime.txt
+        # says why none is in install_requires); 'mim' is the 0.1 name of
+        # 'upstream'
         extras_require={
-            'mim': read_requirements('mminstall.txt'),
+            'upstream': read_requirements('upstream.txt'),
+            'mim': read_requirements('upstream.txt'),
+            'fork': read_requirements('fork.txt'),
             'tests': read_requirements('tests.txt'),
             'optional': read_requirements('optional.txt'),
         },

@@ -25,7 +25,16 @@ leaves the dicts of ``disalign_mm::`` bases without a ``_scope_`` (they are
 host configs: their ``default_scope`` says which registry builds them). When
 mim's modules load, it answers mim's ``get_installed_path('disalign_mm')``
 the same way and adds ``disalign_mm`` to mim's list of codebases. Other
-packages are passed through unchanged.
+packages are passed through unchanged, but for one thing: mmengine and mim
+name the OpenMMLab codebases by their upstream distribution names, which the
+maintained fork does not have (its ``mmseg`` is ``onedl-mmsegmentation``).
+With onedl-mmengine 0.10.12, ``_base_ = 'mmseg::...'`` stops with
+``ModuleNotFoundError: mmsegmentation is not installed``; with onedl-mim
+0.5.1, ``mim train mmdet`` with ``ValueError: Can't determine a unique
+package given abbreviation mmdet``. The patch points mmengine's table at the
+distribution that provides each import name here, and lets mim resolve an
+import name it cannot to that distribution (:func:`_provider`); on an
+upstream environment both are unchanged.
 """
 import importlib.abc
 import importlib.machinery
@@ -73,12 +82,48 @@ def _patch_official_packages(module) -> None:
     module.get_official_package = get_official_package
 
 
+def _provider(import_name: str):
+    """The one distribution that provides ``import_name`` here (``mmseg`` ->
+    ``mmsegmentation`` or ``onedl-mmsegmentation``), or None."""
+    from . import SUPPORTED, find_providers
+    if import_name not in SUPPORTED:
+        return None
+    dists = find_providers()[import_name]
+    return dists[0][0] if len(dists) == 1 else None
+
+
+def _patch_module_full_name(module) -> None:
+    """mim's ``module_full_name(abbr)`` resolves an import name it finds no
+    unique codebase for (onedl-mim: ``mmdet`` is a part of both
+    ``onedl-mmdetection`` and ``mmdet3d``) to the distribution providing it."""
+    original = module.module_full_name
+    if getattr(original, '_disalign_mm', False):
+        return
+
+    def module_full_name(abbr: str) -> str:
+        full = original(abbr)
+        if not full:
+            dist = _provider(abbr)
+            if dist in getattr(module, 'PKG2PROJECT', {}):
+                return dist
+        return full
+
+    module_full_name._disalign_mm = True
+    module_full_name.__doc__ = original.__doc__
+    module.module_full_name = module_full_name
+
+
 def _patch(module) -> None:
     if module.__name__ == _UTILS:
         module.MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
+        for import_name in list(module.MODULE2PACKAGE):
+            dist = _provider(import_name)
+            if dist is not None:  # the fork's distribution where it is installed
+                module.MODULE2PACKAGE[import_name] = dist
         return
     if module.__name__ == _MIM_UTILS:
         _patch_installed_path(module)
+        _patch_module_full_name(module)
         return
     if module.__name__ == _MIM_CLICK:
         _patch_official_packages(module)

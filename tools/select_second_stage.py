@@ -137,6 +137,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    from disalign_mm.engine.utils import check_device
+    check_device(args.device, exit_prefix='[select_second_stage] error: ')
     import torch
 
     from disalign_mm.engine.build import ConfigBuildError

@@ -47,12 +47,28 @@ module: local files, s3/petrel, pavi, open-mmlab files), and its
 ``load_url`` downloads as before (torch.hub's cache,
 ``<torch hub dir>/checkpoints/<file name>``) and then loads with
 :func:`safe_load`. torch itself is not touched.
+
+The maintained fork's loader (onedl-mmengine 0.10.12,
+``mmengine.runner.checkpoint._safe_torch_load``) tries
+``torch.load(weights_only=True)`` and, on a ``pickle.UnpicklingError``,
+falls back to ``torch.load(weights_only=False)``: a full unpickling. Both
+calls go through the same module's ``torch``, i.e. to :func:`safe_load`,
+which ignores ``weights_only``; and :func:`safe_load` raises
+``RuntimeError`` subclasses (:class:`CheckpointRefused` wrapped,
+:class:`CheckpointCorrupt`), never the ``UnpicklingError`` that triggers
+the fallback.
+
+A file that is not a complete checkpoint (truncated, or not a checkpoint at
+all) raises :class:`CheckpointCorrupt`, one line naming the file and the
+cause, instead of whatever the unpickler or torch's zip reader met first
+(``KeyError: 0``, ``PytorchStreamReader failed reading zip archive``).
 """
 import _compat_pickle
 import io
 import os
 import os.path as osp
 import pickle
+import struct
 import sys
 import types
 import zipfile
@@ -126,6 +142,25 @@ _HISTORY_BUFFER_STATE = ('max_length', '_log_history', '_count_history', 'statis
 
 class CheckpointRefused(pickle.UnpicklingError):
     """The file holds something outside :data:`ALLOWED_GLOBALS`."""
+
+
+class CheckpointCorrupt(RuntimeError):
+    """The file is not a complete checkpoint: truncated (an interrupted
+    download or save) or not a checkpoint at all. A ``RuntimeError``, as
+    torch's own, and not an ``UnpicklingError``: the fork's loader would
+    answer that one with an unrestricted load (the module docstring)."""
+
+
+# what the unpickler raises on bytes that are not (all of) a pickle: an
+# unknown opcode (KeyError), a read past the end (EOFError, struct.error),
+# a reference to nothing (IndexError, KeyError of the memo), pickle's own
+_CORRUPT_PICKLE = (pickle.UnpicklingError, EOFError, KeyError, IndexError, struct.error,
+                   UnicodeDecodeError, ValueError)
+# torch's messages for a zip checkpoint that is cut short or damaged, and for
+# a legacy-format file that is not one
+_CORRUPT_TORCH = ('PytorchStreamReader failed', 'Invalid magic number', 'invalid header or '
+                  'archive is corrupted', 'failed finding central directory',
+                  'The file might be corrupted', 'unexpected EOF')
 
 
 def _name(obj: Any) -> str:
@@ -236,6 +271,19 @@ class RestrictedUnpickler(pickle._Unpickler):
     """Python's reference unpickler with the checks of the module docstring."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load(self) -> Any:
+        """Unpickle; bytes that are no complete pickle raise
+        :class:`CheckpointCorrupt` (a refused operation stays
+        :class:`CheckpointRefused`)."""
+        try:
+            return super().load()
+        except CheckpointRefused:
+            raise
+        except _CORRUPT_PICKLE as e:
+            what = 'ends early' if isinstance(e, (EOFError, struct.error)) else \
+                f'is not a valid pickle ({type(e).__name__}: {str(e)[:80]})'
+            raise CheckpointCorrupt(f'its pickled data {what}') from e
 
     def find_class(self, module: str, name: str) -> Any:
         if self.proto < 3 and self.fix_imports:  # Python 2 names, as pickle maps them
@@ -377,6 +425,45 @@ RESTRICTED_PICKLE = types.SimpleNamespace(
     UnpicklingError=pickle.UnpicklingError)
 
 
+def _corrupt(name: str, cause: str, fix: str = 're-download or re-save it'):
+    """The one-line error of a file that is not a complete checkpoint
+    (``cause`` kept as an attribute)."""
+    error = CheckpointCorrupt(f'not a complete checkpoint file: {name!r} ({cause}): it is '
+                              f'truncated or not a checkpoint; {fix}')
+    error.cause = cause
+    return error
+
+
+def _zip_problem(f) -> Optional[str]:
+    """Why ``f`` (a path or a seekable binary file), a zip file by its first
+    bytes (torch's format since 1.6), is not a complete zip archive; None
+    when it is one, or is no zip at all. Reads the archive's directory at
+    the end of the file only: a file cut short has none (torch's reader then
+    fails in a way that depends on the torch version: ``PytorchStreamReader
+    failed reading zip archive``, ``OSError: [Errno 22]``)."""
+    if isinstance(f, (str, os.PathLike)):
+        if not osp.isfile(f):
+            return None  # torch's own error (mmengine checks existence first)
+        with open(f, 'rb') as fh:
+            return _zip_problem(fh)
+    if not (hasattr(f, 'seek') and hasattr(f, 'read')):
+        return None
+    start = f.tell()
+    try:
+        if f.read(4) != b'PK\x03\x04':
+            return None
+        f.seek(start)
+        try:
+            zipfile.ZipFile(f).close()
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+            if 'not a zip file' in str(e):  # no end-of-archive record
+                return "its zip archive (torch's format) has no end: the file was cut short"
+            return f"its zip archive (torch's format) is damaged: {e}"
+        return None
+    finally:
+        f.seek(start)
+
+
 def safe_load(f, map_location=None) -> Any:
     """``torch.load`` of ``f`` through :class:`RestrictedUnpickler`.
 
@@ -384,12 +471,24 @@ def safe_load(f, map_location=None) -> Any:
         RuntimeError: The file holds something outside
             :data:`ALLOWED_GLOBALS`; the message names it. Nothing outside
             the allow-list was called.
+        CheckpointCorrupt: The file is not a complete checkpoint (a
+            ``RuntimeError``; one line naming the file and the cause).
     """
+    name = str(f) if isinstance(f, (str, os.PathLike)) else type(f).__name__
+    problem = _zip_problem(f)
+    if problem:
+        raise _corrupt(name, problem)
     try:
         return torch.load(f, map_location=map_location, pickle_module=RESTRICTED_PICKLE,
                           weights_only=False)
+    except CheckpointCorrupt as e:  # from RestrictedUnpickler.load
+        raise _corrupt(name, getattr(e, 'cause', str(e))) from None
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if any(m in str(e) for m in _CORRUPT_TORCH):
+            raise _corrupt(name, first[:160]) from None
+        raise
     except CheckpointRefused as e:
-        name = f if isinstance(f, (str, os.PathLike)) else type(f).__name__
         raise RuntimeError(
             f'refused to load checkpoint {str(name)!r}: {e}. disalign_mm loads checkpoints '
             'weights-only (tensors, numpy values, mmengine HistoryBuffer: '
@@ -433,12 +532,16 @@ def load_url(url: str, model_dir: Optional[str] = None, map_location=None,
     if check_hash:
         raise ValueError('check_hash is not supported by disalign_mm\'s load_url')
     cached = download(url, model_dir, progress, file_name)
-    if zipfile.is_zipfile(cached):
-        with zipfile.ZipFile(cached) as z:
-            members = z.infolist()
-            if len(members) == 1 and not members[0].is_dir():
-                return safe_load(io.BytesIO(z.read(members[0])), map_location)
-    return safe_load(cached, map_location)
+    try:
+        if zipfile.is_zipfile(cached):
+            with zipfile.ZipFile(cached) as z:
+                members = z.infolist()
+                if len(members) == 1 and not members[0].is_dir():
+                    return safe_load(io.BytesIO(z.read(members[0])), map_location)
+        return safe_load(cached, map_location)
+    except (CheckpointCorrupt, zipfile.BadZipFile) as e:
+        raise _corrupt(cached, f'downloaded from {url}: {getattr(e, "cause", e)}',
+                       'delete it to download it again') from None
 
 
 class _TorchWithSafeLoad(types.ModuleType):

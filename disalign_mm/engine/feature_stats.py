@@ -116,7 +116,10 @@ def fix_runner_feature_stats(runner, max_batches: int) -> List[str]:
             bar.update()
 
     py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    # the CUDA generators of the model's devices too: on a GPU the pass would
+    # otherwise shift the CUDA random stream training then draws from
+    cuda = sorted({p.device.index for p in model.parameters() if p.is_cuda})
+    with torch.random.fork_rng(devices=cuda):
         lines = fix_feature_stats(model, sub_loader, forward)
     random.setstate(py_state)
     np.random.set_state(np_state)

@@ -61,3 +61,46 @@ def read_json(path: str, missing: str, what: str = ''):
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f'{what}{path!r} is not JSON: {e}') from e
+
+
+def device_problem(device: str) -> Optional[str]:
+    """Why ``device`` (``'cpu'``, ``'cuda'``, ``'cuda:N'``) cannot be used
+    on this machine, in one line naming the fix; None when it can."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        return f'not a device: {device!r} ({e}); use cpu, cuda or cuda:N'
+    if dev.type == 'cpu':
+        return None
+    if dev.type != 'cuda':
+        return f'device {device!r}: disalign_mm runs on cpu or cuda; use --device cpu or cuda'
+    if not torch.cuda.is_available():
+        why = 'built without CUDA' if torch.version.cuda is None else \
+            f'built for CUDA {torch.version.cuda}, but no NVIDIA driver or GPU was found'
+        return (f'CUDA is not available on this machine (torch {torch.__version__}, {why}): '
+                'use --device cpu')
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        return (f'device {device!r}: this machine has {count} CUDA device'
+                f'{"s" if count > 1 else ""} (cuda:0 to cuda:{count - 1}); use one of them')
+    return None
+
+
+def check_device(device: str, exit_prefix: Optional[str] = None) -> str:
+    """Check ``device`` before any work: the tools' ``--device``.
+
+    Args:
+        device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+        exit_prefix (str, optional): When given, a problem ends the process
+            (``SystemExit``) with this prefix and the one-line reason, as a
+            command-line tool does. Defaults to None: raise ``ValueError``.
+
+    Returns:
+        str: ``device``, usable.
+    """
+    problem = device_problem(device)
+    if problem is None:
+        return device
+    if exit_prefix is not None:
+        raise SystemExit(f'{exit_prefix}{problem}')
+    raise ValueError(problem)

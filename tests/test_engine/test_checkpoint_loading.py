@@ -216,3 +216,117 @@ def test_legacy_zip_from_http_is_read_like_torch_hub(server, torch_home, tmp_pat
     out = mm_checkpoint.load_from_http(f'{url}/weights.zip')
     assert torch.equal(out['w'], torch.arange(3))
     assert os.path.isfile(torch_home / 'hub' / 'checkpoints' / 'weights.zip')
+
+
+# Files that are not a complete checkpoint: one line naming the file and the
+# cause (the fix too), from the loader every path uses, whatever the format.
+def _truncated_zip(src, dst):
+    data = open(src, 'rb').read()
+    dst.write_bytes(data[:len(data) // 2])  # an interrupted download or save
+
+
+def _truncated_legacy(src, dst, fraction=0.5):
+    """torch < 1.6's format (pickles, then the storages' bytes), cut short."""
+    path = dst.with_suffix('.full')
+    torch.save(ckpt.safe_load(src), path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    dst.write_bytes(data[:int(len(data) * fraction)])
+
+
+def _garbage(src, dst):
+    # bytes that start with a zero byte: what gave `KeyError: 0` from pickle.py
+    dst.write_bytes(b'\x00' + np.random.default_rng(0).bytes(4096))
+
+
+def _html(src, dst):
+    dst.write_bytes(b'<html><body>404 Not Found</body></html>\n')  # a failed download
+
+
+def _empty(src, dst):
+    dst.write_bytes(b'')
+
+
+INCOMPLETE = {'truncated zip': _truncated_zip, 'garbage bytes': _garbage, 'html page': _html,
+              'empty file': _empty}
+# where a legacy file is cut decides which reader meets its end: the pickles
+# (EOF, or a reference to nothing), or torch's storage reads
+INCOMPLETE.update({f'truncated legacy at {f:.1%}': functools.partial(_truncated_legacy, fraction=f)
+                   for f in (0.002, 0.05, 0.5, 0.99)})
+
+
+def _assert_one_clear_line(error, path, fix='re-download or re-save it'):
+    msg = str(error)
+    assert isinstance(error, ckpt.CheckpointCorrupt) and isinstance(error, RuntimeError)
+    assert '\n' not in msg, msg
+    assert msg.startswith(f'not a complete checkpoint file: {str(path)!r} ('), msg
+    assert msg.endswith(f'it is truncated or not a checkpoint; {fix}'), msg
+    # not chained to the unpickler's or torch's own traceback
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+
+
+@pytest.mark.parametrize('kind', sorted(INCOMPLETE))
+def test_incomplete_checkpoint_is_one_clear_line(kind, stage1_ckpt, tmp_path):
+    path = tmp_path / 'stage1.pth'
+    INCOMPLETE[kind](stage1_ckpt, path)
+    with pytest.raises(RuntimeError) as info:
+        _load_checkpoint(str(path), map_location='cpu')  # what the tools and load_from use
+    _assert_one_clear_line(info.value, path)
+    cause = info.value.cause
+    if kind == 'truncated zip':
+        assert cause == "its zip archive (torch's format) has no end: the file was cut short"
+    elif kind in ('garbage bytes', 'html page'):
+        assert cause.startswith('its pickled data is not a valid pickle (KeyError: '), cause
+    elif kind == 'empty file':
+        assert cause == 'its pickled data ends early', cause
+    else:  # the pickles end early or refer to what is cut off, or a storage is short
+        assert cause == 'its pickled data ends early' or \
+            cause.startswith('its pickled data is not a valid pickle (') or \
+            'The file might be corrupted' in cause, cause
+
+
+def test_incomplete_checkpoint_as_load_from_of_a_runner(stage1_ckpt, tmp_path):
+    path = tmp_path / 'stage1.pth'
+    _truncated_zip(stage1_ckpt, path)
+    runner = make_runner(tmp_path / 'stage2', max_iters=2, hooks=[FREEZE], load_from=str(path))
+    with pytest.raises(RuntimeError) as info:
+        runner.train()
+    _assert_one_clear_line(info.value, path)
+
+
+@pytest.mark.slow
+def test_incomplete_checkpoint_from_http(stage1_ckpt, server, torch_home):
+    root, url = server
+    _truncated_zip(stage1_ckpt, root / 'stage1.pth')
+    with pytest.raises(RuntimeError) as info:
+        _load_checkpoint(f'{url}/stage1.pth', map_location='cpu')
+    cached = torch_home / 'hub' / 'checkpoints' / 'stage1.pth'
+    _assert_one_clear_line(info.value, cached, fix='delete it to download it again')
+    assert f'downloaded from {url}/stage1.pth: ' in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['garbage bytes'])  # a truncated zip: the Runner test above
+def test_incomplete_checkpoint_as_load_from_of_mim_train(kind, stage1_ckpt, tmp_path):
+    """`mim train mmpretrain STAGE2 --cfg-options load_from=BROKEN` ends with
+    the one line, not with pickle's `KeyError: 0` or torch's zip reader."""
+    import subprocess
+
+    from tests.test_cls import fixtures as fx
+    path = tmp_path / 'broken.pth'
+    INCOMPLETE[kind](stage1_ckpt, path)
+    opts = dict(fx.tiny_fmnist_options(fx.make_fmnist(str(tmp_path / 'data')),
+                                       str(tmp_path / 'work')), load_from=str(path))
+    cmd = [fx.MIM, 'train', 'mmpretrain', fx.FMNIST_STAGE2, '--cfg-options'] + \
+        [f'{k}={v}' for k, v in opts.items()]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([fx.REPO, os.environ.get('PYTHONPATH', '')]))
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
+                         cwd=str(tmp_path))
+    assert res.returncode != 0
+    # the training process's error (mim then reports its exit status)
+    (line, ) = [ln for ln in res.stderr.splitlines()
+                if ln.startswith('disalign_mm.engine.checkpoint.CheckpointCorrupt: ')]
+    assert line.split(': ', 1)[1].startswith(
+        f'not a complete checkpoint file: {str(path)!r} ('), res.stderr[-3000:]
+    assert line.endswith('re-download or re-save it'), line
+    assert 'pickle.py' not in res.stderr and 'KeyError' not in res.stderr.replace(line, '')
+    assert 'PytorchStreamReader' not in res.stderr

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from disalign_mm.engine import checkpoint as ckpt
@@ -231,3 +232,43 @@ def test_what_a_checkpoint_holds_round_trips(tmp_path):
     assert meta['hist'].mean() == 1.5
     for k, v in data['state_dict'].items():
         assert torch.equal(out['state_dict'][k], v)
+
+
+@pytest.mark.skipif(
+    not hasattr(mm_checkpoint, '_safe_torch_load'),
+    reason='this mmengine (upstream 0.10.7) has no _safe_torch_load and its weights_only=False '
+    'fallback: it calls torch.load directly (test_payload_is_refused_and_nothing_runs); the '
+    'fork, onedl-mmengine 0.10.12, has both')
+@pytest.mark.parametrize('name', ['builtins.eval', 'HistoryBuffer.update'])
+def test_fork_fallback_to_a_full_unpickling_never_runs_a_payload(name, tmp_path, monkeypatch):
+    """onedl-mmengine's loader answers a failed weights-only load with
+    ``torch.load(weights_only=False)``: shown live with torch's own load,
+    then never reached (nor harmful) with disalign_mm's in front."""
+    live, marker = tmp_path / 'live_marker', tmp_path / 'marker'
+    torch.save({'state_dict': {}, 'meta': PAYLOADS[name](live)}, tmp_path / 'live.pth')
+    with monkeypatch.context() as m:
+        m.setattr(mm_checkpoint, 'torch', torch)  # the fork's loader as it ships
+        mm_checkpoint._safe_torch_load(str(tmp_path / 'live.pth'), map_location='cpu')
+    assert _wait_for(live, 10), 'the fork\'s fallback did not run the payload: proves nothing'
+
+    assert ckpt.installed()
+    calls = []
+    load = mm_checkpoint.torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get('weights_only'))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(mm_checkpoint.torch, 'load', spy)
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': PAYLOADS[name](marker)}, path)
+    with pytest.raises(RuntimeError, match='refused to load checkpoint'):
+        mm_checkpoint._safe_torch_load(str(path), map_location='cpu')
+    assert not _wait_for(marker, 0), name
+    # no fallback: the refusal is not the UnpicklingError the fork catches
+    assert len(calls) == 1
+    # and were it reached, the fallback's own load is disalign_mm's
+    with pytest.raises(RuntimeError, match='refused to load checkpoint'):
+        mm_checkpoint.torch.load(str(path), map_location='cpu', weights_only=False)
+    assert not _wait_for(marker, 0), name
+    assert len(calls) == 2 and calls[1] is False

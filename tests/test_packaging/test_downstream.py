@@ -1,5 +1,7 @@
 """A downstream project, for real: the wheel goes into an environment that
-already holds the host stack and pip changes nothing but disalign_mm; then,
+already holds the host stack, of either OpenMMLab family, and pip changes
+nothing but disalign_mm (no distribution of the other family, nothing
+replaced: the same for ``pip install -e .``); then,
 from a directory outside the repository, configs that inherit
 ``disalign_mm::`` stage-1/stage-2 configs train through ``mim train``, and
 mmpretrain's own ImageClassificationInferencer runs the stage-2 checkpoint
@@ -9,7 +11,11 @@ The environment: a fresh venv whose ``host.pth`` puts the host stack on its
 path, i.e. the packages of the environment running this test (.venv or
 .venv-oldest), seen through a folder of symbolic links that leaves out
 disalign_mm's own editable install. Nothing is written into that
-environment (checked)."""
+environment (checked). The other family's environment is its stack's
+distributions as pip sees them (``*.dist-info`` folders with their names
+and versions, requirements/stack-*.txt): pip decides what to install from
+metadata alone, so that is what the claim is about."""
+import glob
 import json
 import os
 import os.path as osp
@@ -19,8 +25,8 @@ import sysconfig
 
 import pytest
 
-from disalign_mm.version import __version__
-from tests.build_utils import run_python
+import disalign_mm
+from tests.build_utils import ROOT, run_python
 
 # the packaged configs the downstream project inherits (one place to rename)
 STAGE1 = 'fashion_mnist_lt/resnet-s_1xb128-coslr-8e_fmnist-lt.py'
@@ -42,54 +48,135 @@ def _pip(python, *args):
                           timeout=600)
 
 
-@pytest.fixture(scope='module')
-def downstream_env(tmp_path_factory, wheel):
-    """(python of the downstream venv, pip freeze before, after, install report)."""
-    base = tmp_path_factory.mktemp('downstream_env')
-    host_site = sysconfig.get_paths()['purelib']
-    host_before = sorted(os.listdir(host_site))
-    overlay = base / 'host_site'
-    overlay.mkdir()
-    for name in host_before:
-        if 'disalign_mm' in name:  # this checkout's editable install
-            continue
-        os.symlink(osp.join(host_site, name), overlay / name)
+def _family_of_this_stack():
+    return disalign_mm.family_of(disalign_mm.find_providers()['mmcv'][0][0])
+
+
+def _stack_of(family):
+    """The pins of the CI stack of ``family`` (requirements/stack-*.txt)."""
+    for path in sorted(glob.glob(osp.join(ROOT, 'requirements', 'stack-*.txt'))):
+        pins = {}
+        for line in open(path):
+            name, sep, version = line.split('#', 1)[0].strip().partition('==')
+            if sep:
+                pins[name] = version
+        if ('onedl-mmcv' in pins) == (family == 'fork'):
+            return pins
+    raise AssertionError(f'no stack of the {family} family')
+
+
+def _metadata_only_site(site, pins):
+    """``site`` holding the distributions of ``pins`` as pip sees them."""
+    for name, version in pins.items():
+        info = site / f'{name.replace("-", "_")}-{version}.dist-info'
+        info.mkdir(parents=True)
+        (info / 'METADATA').write_text(
+            f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n')
+        (info / 'INSTALLER').write_text('pip\n')
+        (info / 'RECORD').write_text('')
+
+
+def _install(base, site_dir, wheel, editable=False):
+    """A venv whose host.pth puts ``site_dir`` on its path; pip freeze
+    before and after installing ``wheel`` (or ``-e`` this checkout, as a
+    dry run), and pip's install report."""
     env = base / 'env'
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(env)], check=True)
     python = str(env / 'bin' / 'python')
     env_site = run_python('import sysconfig; print(sysconfig.get_paths()["purelib"])',
                           base, python=python).stdout.strip()
     with open(osp.join(env_site, 'host.pth'), 'w') as f:
-        f.write(f'{overlay}\n')
+        f.write(f'{site_dir}\n')
     before = _pip(python, 'freeze', '--all')
     assert before.returncode == 0, before.stderr
     report = base / 'report.json'
-    res = _pip(python, 'install', '--no-index', '--report', str(report), wheel)
+    if editable:
+        res = _pip(python, 'install', '--no-index', '--no-build-isolation', '--dry-run',
+                   '--report', str(report), '-e', ROOT)
+    else:
+        res = _pip(python, 'install', '--no-index', '--report', str(report), wheel)
     assert res.returncode == 0, res.stdout + res.stderr
     after = _pip(python, 'freeze', '--all')
-    assert sorted(os.listdir(host_site)) == host_before, 'the host environment was modified'
     return dict(python=python, env=str(env), before=before.stdout.splitlines(),
-                after=after.stdout.splitlines(), report=json.loads(report.read_text()),
-                host_site=host_site)
+                after=after.stdout.splitlines(), report=json.loads(report.read_text()))
 
 
-def test_pip_changes_nothing_but_disalign_mm(downstream_env):
-    before, after = set(downstream_env['before']), set(downstream_env['after'])
+def _overlay_of_this_stack(base):
+    """This test's own site-packages, through links, without disalign_mm."""
+    host_site = sysconfig.get_paths()['purelib']
+    overlay = base / 'host_site'
+    overlay.mkdir()
+    for name in sorted(os.listdir(host_site)):
+        if 'disalign_mm' not in name:  # this checkout's editable install
+            os.symlink(osp.join(host_site, name), overlay / name)
+    return host_site, overlay
+
+
+@pytest.fixture(scope='module')
+def downstream_env(tmp_path_factory, wheel):
+    """The wheel in an environment of this stack's family, for real:
+    (python of the downstream venv, pip freeze before, after, install report)."""
+    base = tmp_path_factory.mktemp('downstream_env')
+    host_site, overlay = _overlay_of_this_stack(base)
+    host_before = sorted(os.listdir(host_site))
+    out = _install(base, overlay, wheel)
+    assert sorted(os.listdir(host_site)) == host_before, 'the host environment was modified'
+    return dict(out, host_site=host_site)
+
+
+def _assert_only_disalign_mm_added(env, editable=False):
+    before, after = set(env['before']), set(env['after'])
     assert not any(line.lower().startswith('disalign') for line in before)
+    installed = [(i['metadata']['name'].replace('-', '_'), i['metadata']['version'])
+                 for i in env['report']['install']]
+    assert installed == [('disalign_mm', disalign_mm.__version__)], installed
+    if editable:  # a dry run: nothing changed
+        assert after == before
+        return
     (added, ) = after - before  # pip writes a wheel file install as 'name @ file://...'
-    assert added.replace('-', '_').startswith((f'disalign_mm=={__version__}',
+    assert added.replace('-', '_').startswith((f'disalign_mm=={disalign_mm.__version__}',
                                                'disalign_mm @ file:')), added
     assert before - after == set()
-    installed = [(i['metadata']['name'].replace('-', '_'), i['metadata']['version'])
-                 for i in downstream_env['report']['install']]
-    assert installed == [('disalign_mm', __version__)]
-    # what the wheel declared: ranges only, and no torch
+import disalign_mm
+from tests.build_utils import ROOT, run_python
     requires = downstream_env['report']['install'][0]['metadata']['requires_dist']
     assert not any('==' in r.split(';')[0] for r in requires), requires
     core = [r for r in requires if 'extra ==' not in r]
-    assert not any(r.startswith(('torch', 'mmcv')) for r in core), requires
-    assert 'numpy' in core and any(
-        r.startswith('mmengine') and '>=0.10.7' in r and '<1.0.0' in r for r in core), core
+    assert core == ['numpy'], core
+    extras = {}
+    for r in requires:
+        if 'extra ==' in r:
+            req, extra = r.split(';')
+            extras.setdefault(extra.split('==')[1].strip().strip('"\''), []).append(req.strip())
+    assert {'upstream', 'fork', 'mim', 'tests', 'optional'} <= set(extras), extras
+    assert all(not r.startswith('onedl') for r in extras['upstream']), extras['upstream']
+    assert all(r.startswith('onedl') for r in extras['fork']), extras['fork']
+    assert extras['mim'] == extras['upstream']
+
+
+@pytest.mark.parametrize('family', ['upstream', 'fork'])
+def test_wheel_into_either_family_changes_nothing_else(family, wheel, tmp_path, request):
+    """This stack's family: its real site-packages; the other family: its
+    CI stack as pip sees it. Before 0.2 the wheel required `mmengine`, and
+    pip installed upstream mmengine over onedl-mmengine."""
+    if family == _family_of_this_stack():
+        env = request.getfixturevalue('downstream_env')
+    else:
+        site = tmp_path / 'site'
+        _metadata_only_site(site, _stack_of(family))
+        env = _install(tmp_path, site, wheel)
+    _assert_only_disalign_mm_added(env)
+    names = {line.split('==')[0].split(' @ ')[0].lower().replace('_', '-')
+             for line in env['after']}
+    other = 'upstream' if family == 'fork' else 'fork'
+    assert set(disalign_mm.FAMILIES[family]) <= names, (family, names)
+    assert not set(disalign_mm.FAMILIES[other]) & names, (family, names)
+
+
+def test_editable_install_changes_nothing_else(tmp_path):
+    """`pip install -e .` into this stack (a dry run): disalign_mm alone."""
+    _, site = _overlay_of_this_stack(tmp_path)
+    _assert_only_disalign_mm_added(_install(tmp_path, site, None, editable=True), editable=True)
 
 
 def test_downstream_project_trains_stage2_with_mim_and_infers(downstream_env, tmp_path):

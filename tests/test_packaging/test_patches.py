@@ -64,4 +64,48 @@ def test_patches_only_where_asked_for(tmp_path):
         print('ok')
         ''', tmp_path, '-S')
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.strip() == 'ok'
+    # (onedl-mmdetection 3.5.1 prints 'Could not import OneDL. Skipping OneDL
+    # datasets.' at import: its optional `onedl` package is not installed)
+    assert res.stdout.strip().splitlines()[-1] == 'ok'
+
+
+FULL_NAMES = '''
+    import json
+    from mim.utils import module_full_name
+    print(json.dumps({m: module_full_name(m) for m in ('mmdet', 'mmseg', 'mmpretrain')}))
+'''
+
+
+@pytest.mark.slow  # fresh interpreters
+def test_host_names_resolve_in_either_family(tmp_path):
+    """mmengine and mim name codebases by upstream distribution names. On
+    the fork (onedl-mmengine 0.10.12, onedl-mim 0.5.1) that breaks
+    `_base_ = 'mmseg::...'` and `mim train mmdet`; the hook points them at
+    the distribution that provides the import name, and changes nothing on
+    upstream."""
+    import disalign_mm
+    providers = {k: v[0][0] for k, v in disalign_mm.find_providers().items() if v}
+    fork = disalign_mm.family_of(providers['mmseg']) == 'fork'
+    (tmp_path / 'user.py').write_text("_base_ = ['mmseg::_base_/models/fcn_r50-d8.py']\n"
+                                      "model = dict(decode_head=dict(num_classes=7))\n")
+    hooked = run_python(PARSE, tmp_path)
+    plain = run_python(f'import sys; sys.path[:0] = {SITE!r}\n' + textwrap.dedent(PARSE),
+                       tmp_path, '-S')
+    assert hooked.returncode == 0, hooked.stderr[-3000:]
+    cfg = json.loads(hooked.stdout)['cfg']
+    assert cfg['model']['decode_head']['type'] == 'FCNHead'
+    assert cfg['model']['decode_head']['num_classes'] == 7
+    if fork:  # the fork's own failure, recorded
+        assert plain.returncode != 0
+        assert 'ModuleNotFoundError: mmsegmentation is not installed' in plain.stderr
+    else:
+        assert plain.returncode == 0 and json.loads(plain.stdout)['cfg'] == cfg
+    names = json.loads(run_python(FULL_NAMES, tmp_path).stdout)
+    assert names == {m: providers[m] for m in ('mmdet', 'mmseg', 'mmpretrain')}
+    plain = run_python(f'import sys; sys.path[:0] = {SITE!r}\n' + textwrap.dedent(FULL_NAMES),
+                       tmp_path, '-S')
+    plain = json.loads(plain.stdout)
+    if fork:  # onedl-mim alone: 'mmdet' is part of onedl-mmdetection and mmdet3d
+        assert plain == dict(names, mmdet='')
+    else:
+        assert plain == names
