@@ -49,7 +49,7 @@ if [ "$MMCV_DIST" = onedl-mmcv ]; then FAMILY=fork; else FAMILY=upstream; fi
 MMCV_FILE=${MMCV_DIST//-/_}  # how the sdist and wheel file names spell it
 STAMP="$VENV/.disalign_mm-env"
 
-want="$STACK $(cat requirements/{runtime,$FAMILY,tests,optional}.txt "$PINS" setup.py \
+want="$STACK $(cat requirements/{runtime,$FAMILY,tests,optional,docs}.txt "$PINS" setup.py \
   tools/setup_env.sh | sha256sum | cut -c1-16)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   echo "[setup_env] $VENV ($STACK stack) is up to date (${want#* })"
@@ -118,9 +118,9 @@ fi
 # -c: the wheel's own requirements (mmengine, opencv-python, ...) as pinned
 "${PIP[@]}" install -q -c "$PINS" "$wheel_dir"/"$MMCV_FILE"-"$MMCV_VERSION"-*.whl
 
-log "OpenMMLab stack and test tools: the wheel's ranges (runtime, $FAMILY, tests, optional) pinned by $PINS"
+log "OpenMMLab stack, test and docs tools: the wheel's ranges (runtime, $FAMILY, tests, optional) and requirements/docs.txt, pinned by $PINS"
 "${PIP[@]}" install -q -r requirements/runtime.txt -r requirements/$FAMILY.txt \
-  -r requirements/tests.txt -r requirements/optional.txt -r "$PINS"
+  -r requirements/tests.txt -r requirements/optional.txt -r requirements/docs.txt -r "$PINS"
 # with the extras a user of this family installs (docs/install.md): on the
 # stack just built they must add nothing but disalign_mm (pip check and the
 # import check below fail on a distribution of the other family)
