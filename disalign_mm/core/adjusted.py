@@ -156,7 +156,8 @@ class _PostHocAdjusted:
     def describe_class_counts(self, counts) -> str:
         """What the adjustment does with ``counts`` (for the hook's log)."""
         if self.strength_name == 'gamma':
-            shift, what = class_log_counts(counts.counts), 'gamma*log(N_c) off the foreground logits'
+            shift = class_log_counts(counts.counts)
+            what = 'gamma*log(N_c) off the foreground logits'
         else:
             shift, what = class_log_prior(counts.counts), 'tau*log(pi_c) off every pixel'
         shift = self.strength * shift
