@@ -98,15 +98,18 @@ class DenseCache(FeatureCache):
 
 
 def load_model(cfg, checkpoint: str, runner_dir: str, config_name: str, device: str,
-               log: Callable[[str], None] = print):
-    """The model the host's Runner builds from ``cfg`` with the weights of
-    ``checkpoint`` (loaded weights-only), checked to fit, in eval mode."""
+               log: Callable[[str], None] = print, check: Optional[Callable] = None):
+    """The model the host's Runner builds from ``cfg`` (``check(model)``
+    first: is it one the tool supports?) with the weights of ``checkpoint``
+    (loaded weights-only), checked to fit, in eval mode."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'stage-1 checkpoint {checkpoint!r} does not exist (give a local '
                                 'file; download a model-zoo checkpoint first)')
     model = build_model(cfg, runner_dir)
+    if check is not None:
+        check(model)
     state = checkpoint_weights(_load_checkpoint(checkpoint, map_location='cpu'))
     unused = check_checkpoint_fits(model, state, checkpoint, config_name)
     if unused:
@@ -209,8 +212,7 @@ def cached_outputs(host,
     t0 = time.time()
     if model is None:
         model = load_model(cfg, checkpoint, runner_dir or osp.join(cache_dir, 'runner'),
-                           config_name, device, log)
-    host.check_model(model)
+                           config_name, device, log, check=host.check_model)
     if state == 'missing':
         if older:
             old = read_manifest(older[0]) or {}

@@ -27,6 +27,7 @@ stage-1 config and checkpoint and
    the stage-1 checkpoint.
 """
 import json
+import math
 import os
 import os.path as osp
 import time
@@ -228,7 +229,7 @@ def score(host, model, records: Sequence[dict], value: float, evaluator,
     and ``evaluator`` (reused: it is emptied by each evaluation)."""
     for i in range(0, len(records), chunk):
         evaluator.process(host.data_samples(model, records[i:i + chunk], value))
-    return _short(evaluator.evaluate(len(records)))
+    return {k: float(v) for k, v in _short(evaluator.evaluate(len(records))).items()}
 
 
 def columns(kind: str, with_mask: bool) -> List[Tuple[str, str]]:
@@ -267,8 +268,8 @@ def _val_set(kind: str, cfg, s: DenseSettings, work_dir: str,
     log(split.describe() + f' (recorded in {path}); note: {HELD_OUT_BIAS}')
     info = dict(images=len(split.indices), per_class=s.val_per_class, seed=s.split_seed,
                 seen_by_stage1=True, file=path)
-    return ds, (f'a class-aware split of the training set ({s.val_per_class} images per class; '
-                f'{HELD_OUT_BIAS})'), info
+    return ds, (f'a class-aware split of the training set (up to {s.val_per_class} images per '
+                f'class; {HELD_OUT_BIAS})'), info
 
 
 def _counts(kind: str, cfg, s: DenseSettings, num_classes: int, classes, work_dir: str,
@@ -313,16 +314,19 @@ def _self_check(host, kind: str, cfg, checkpoint: str, model, test_ds: dict, rec
         ids = None
     host_metrics, _ = run_host_test(cfg, checkpoint, ds, osp.join(work_dir, 'stage1_test'),
                                     metric, prepare=lambda ev: restrict(ev, ids))
-    host_metrics = _short(host_metrics)
+    host_metrics = {k: float(v) for k, v in _short(host_metrics).items()}
     cached = score(host, model, subset, 0.0, build_evaluator(metric, meta, host.scope, ids))
     keys = [k for _, k in columns(kind, host.with_mask if kind == 'detection' else False)]
     where = f'{len(subset)} test images' + ('' if indices is None else f' (evenly spaced, of {n})')
-    diff = {k: abs(float(host_metrics[k]) - float(cached[k])) for k in keys
-            if k in host_metrics and k in cached}
-    # the metrics are rounded (LVIS / COCO: 3 decimals; mIoU: 2 decimals, in %)
+    # the metrics are rounded (LVIS / COCO: 3 decimals; mIoU: 2 decimals, in %);
+    # NaN (a group without classes in the images) must be NaN on both sides
     tol = 0.0011 if kind == 'detection' else 0.011
-    text = ', '.join(f'{k} {host_metrics[k]} vs {cached[k]}' for k in diff)
-    if not diff or max(diff.values()) > tol:
+    common = [k for k in keys if k in host_metrics and k in cached]
+    bad = [k for k in common if not (
+        (math.isnan(host_metrics[k]) and math.isnan(cached[k]))
+        or abs(host_metrics[k] - cached[k]) <= tol)]
+    text = ', '.join(f'{k} {host_metrics[k]:.4g} vs {cached[k]:.4g}' for k in common)
+    if not common or bad:
         raise Stage1Mismatch(
             f'`mim test` of the stage-1 checkpoint and the cached outputs disagree on {where}: '
             f'{text or "no common metric"} (host vs cached): the post-hoc values would be chosen '
@@ -330,7 +334,7 @@ def _self_check(host, kind: str, cfg, checkpoint: str, model, test_ds: dict, rec
     out = dict(images=len(subset), indices=indices, host=host_metrics, cached=cached,
                message=f'`mim test` of the stage-1 checkpoint on {where}: {text} (host vs cached)')
     with open(path + '.tmp', 'w') as f:
-        json.dump(out, f)
+        json.dump(out, f, default=float)
     os.replace(path + '.tmp', path)
     log('self-check: ' + out['message'])
     return out
@@ -444,8 +448,7 @@ def select_dense_second_stage(stage1_config: str,
     host = Host(num_classes, counts.counts, grid, s.cache_dtype)
 
     model = load_model(cfg, checkpoint, osp.join(work_dir, 'runner'), stage1_config, s.device,
-                       log)
-    host.check_model(model)
+                       log, check=host.check_model)
     data = cached_outputs(host, osp.join(work_dir, 'stage1_outputs'), cfg, checkpoint, datasets,
                           prepared, device=s.device, batch_size=s.batch_size,
                           recompute=s.recompute, config_name=stage1_config,
