@@ -92,7 +92,8 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    metavar='KEY=VALUE',
                    help='changes of the stage-1 config (as mim test --cfg-options), also '
-                   'written into the chosen config and applied to --disalign / --crt')
+                   'written into the chosen config (--disalign / --crt configs are used as '
+                   'they are)')
     return p.parse_args(argv)
 
 

@@ -13,8 +13,7 @@ from mmengine.structures import InstanceData
 import disalign_mm.det  # noqa: F401
 from disalign_mm.core import CosineLinear, norcal_adjust
 from disalign_mm.det import CRTCosineLinear, NorCalCosineLinear, NorCalLinear
-from disalign_mm.det.supported import (check_softmax_head, softmax_bbox_heads,
-                                       unsupported_reason)
+from disalign_mm.det.supported import check_softmax_head, softmax_bbox_heads, unsupported_reason
 from disalign_mm.engine.class_counts import CountConsumer, model_consumers
 from disalign_mm.engine.class_stats import ClassCounts
 from tests.test_core.test_adjusted import norcal_reference

@@ -85,7 +85,9 @@ class DenseSettings:
         check_images (int): Test images of the self-check, evenly spaced; 0:
             all. Defaults to 200.
         compare (dict): ``{'DisAlign': (config, checkpoint), 'cRT': (...)}``:
-            tested with the host's test loop for the table.
+            tested with the host's test loop on the test set for the table
+            (the configs as they are: give the ones the checkpoints were
+            trained with).
         export (bool): Write the chosen config. Defaults to True.
     """
     val_set: str = 'config'
@@ -399,8 +401,8 @@ def select_dense_second_stage(stage1_config: str,
         work_dir (str): Where the cache, the results and the config go.
         settings (DenseSettings, optional): Defaults to ``DenseSettings()``.
         options (dict, optional): ``--cfg-options`` of the stage-1 config
-            (``{'a.b': value}``), also written into the chosen config and used
-            for the compared configs.
+            (``{'a.b': value}``), also written into the chosen config (the
+            compared configs are used as they are, on the tool's test set).
 
     Returns:
         dict: ``meta``, ``rows`` (Stage 1, the post-hoc method, the compared
@@ -489,7 +491,8 @@ def select_dense_second_stage(stage1_config: str,
     log(f'{host.method}: {host.param}={chosen:g} chosen on validation ({select_key} '
         f'{best[1]:.3f}; stage 1: {stage1_val:.3f})')
     for name, (config, ckpt) in (s.compare or {}).items():
-        other = load_config(config, options or {})
+        # the config as it was trained (its own data paths); the tool's test set
+        other = load_config(config)
         metrics, _ = run_host_test(other, ckpt, test_ds, osp.join(work_dir, f'test_{name}'),
                                    test_metric)
         rows.append(dict(name=f'{name} (`{osp.basename(config)}`)', key=name.lower(),
