@@ -27,8 +27,8 @@ def _pair(**kw):
 
 def test_adjusted_head_is_the_plain_head_minus_tau_log_prior_per_pixel():
     plain, head = _pair(tau=0.7, class_counts=COUNTS)
-    assert isinstance(head, LogitAdjustedFCNHead) and isinstance(head.conv_seg,
-                                                                  LogitAdjustedConv2d)
+    assert isinstance(head, LogitAdjustedFCNHead)
+    assert isinstance(head.conv_seg, LogitAdjustedConv2d)
     assert set(head.state_dict()) == set(plain.state_dict())
     x = [torch.randn(2, 6, 5, 7)]
     with torch.no_grad():
