@@ -48,6 +48,23 @@ def test_config_matches_its_row(config):
         schedule='8k iters, poly', lr='0.01', **expected)
 
 
+@pytest.mark.parametrize('config', [c for c in CONFIGS if '/crt_' in c])
+def test_crt_is_the_stage1_model_with_class_balanced_pixel_weights(config):
+    """The stage 1 of its name (the R101 / ResNeSt cRTs inherit the R50 one
+    and set the stage-1 backbone again), its loss class-balanced (GRW at
+    rho 1) and no auxiliary head."""
+    cfg = load(config)
+    name = config.split('/crt_')[1].replace('_8xb4-8k_', '_4xb4-160k_')
+    stage1 = load('ade20k/' + name)
+    s1, s2 = stage1.model.to_dict(), cfg.model.to_dict()
+    loss = s2['decode_head'].pop('loss_decode')
+    s1['decode_head'].pop('loss_decode')
+    assert s2.pop('auxiliary_head') is None and s1.pop('auxiliary_head') is not None
+    assert s1 == s2
+    assert loss == dict(type='SegGRWCrossEntropyLoss', rho=1.0)
+    assert cfg.load_from is None
+
+
 @pytest.mark.parametrize('config', POSTHOC)
 def test_logit_adjust_config_matches_its_row(config):
     cfg = load(config)
