@@ -233,6 +233,12 @@ def test_the_cache_is_rebuilt_for_another_checkpoint_and_resumed(roots, stage1, 
     dense.cached_outputs(DetectionHost(5, IMAGE_COUNT, [0.0, 0.5]), cache, cfg, other, ds,
                          prepared, progress=False, log=logs.append)
     assert any('another gamma grid' in ln for ln in logs), logs
+    # another model config (the NMS of the RoI head)
+    cfg.model.test_cfg.rcnn.nms.iou_threshold = 0.6
+    logs.clear()
+    dense.cached_outputs(DetectionHost(5, IMAGE_COUNT, [0.0, 0.5]), cache, cfg, other, ds,
+                         prepared, progress=False, log=logs.append)
+    assert any('were made from another model config' in ln for ln in logs), logs
 
 
 def coco_copy(lvis_ann: str) -> str:
