@@ -2,8 +2,8 @@
 shipped configs shrunk: NorCal's gamma chosen by
 ``tools/select_dense_second_stage.py`` from its cache equals ``mim test`` of
 the config it writes (AP to 1e-3), and the shipped NorCal config equals the
-cache at its gamma; the cache is reused, rebuilt for another checkpoint and
-resumed; cRT trains only the re-initialised classifier and is a row of the
+cache at its gamma; the cache is resumed, reused, and rebuilt for another
+checkpoint, grid or model config; cRT trains only the re-initialised classifier and is a row of the
 table; the COCO-format path with a class-aware split held out of the
 training set; the bad inputs stop with one-line errors."""
 import json
@@ -148,14 +148,6 @@ def test_norcal_chosen_from_the_cache_is_mim_test_of_the_written_config(
     got = mim_test(written, stage1, tmp_path / 'mim')
     for key in METRIC_KEYS:
         assert got[key] == pytest.approx(rows['norcal']['test'][key], abs=1e-3), key
-    # the second run reuses the cache
-    logs = []
-    again = select_dense_second_stage(
-        config_path(V, STAGE1), stage1, str(work),
-        DenseSettings(grid=[0.5, 1.0], check_images=3, export=False), options=options(roots),
-        log=logs.append)
-    assert any('reusing the stage-1 outputs' in ln for ln in logs)
-    assert again['rows'][1]['test'] == rows['norcal']['test']
 
 
 def test_the_shipped_norcal_config_is_the_cache_at_its_gamma(roots, stage1, tmp_path):
@@ -216,6 +208,12 @@ def test_the_cache_is_rebuilt_for_another_checkpoint_and_resumed(roots, stage1, 
                                 ds, prepared, shard_size=1, progress=False, log=logs.append)
     assert any('resuming: 2 already cached' in ln for ln in logs), logs
     assert len(data['test']) == 4
+    # the same key again: read back, not computed
+    logs.clear()
+    again = dense.cached_outputs(DetectionHost(5, IMAGE_COUNT, [0.0, 1.0]), cache, cfg, stage1,
+                                 ds, prepared, progress=False, log=logs.append)
+    assert logs == [f'reusing the stage-1 outputs in {data["meta"]["cache"]}']
+    assert all(torch.equal(a['scores'], b['scores']) for a, b in zip(again['test'], data['test']))
     # another checkpoint (one weight changed): noticed, named, rebuilt
     other = str(tmp_path / 'other.pth')
     ck = torch.load(stage1, map_location='cpu', weights_only=False)
