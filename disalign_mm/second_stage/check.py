@@ -1,6 +1,11 @@
 """The tool checks itself against the host: ``mim test`` of the stage-1
 checkpoint must give the predictions the cached stage-1 logits give.
 
+:func:`run_host_test` is the host's own test loop (``mim test``) of a config
+and checkpoint on a data set, with an evaluator of the caller's: this
+module's classification check and the detection / segmentation tool's
+(:mod:`disalign_mm.second_stage.dense`) run it.
+
 :func:`check_stage1` runs the host's own test loop (mmengine's
 ``Runner.test()`` of the stage-1 config with ``load_from`` = the checkpoint:
 what ``mim test`` runs, hooks included) on the test set, or on a
@@ -60,6 +65,29 @@ def check_indices(n: int, images: int) -> Optional[List[int]]:
     return np.unique(np.linspace(0, n - 1, images).round().astype(int)).tolist()
 
 
+def run_host_test(cfg, checkpoint: str, test_dataset: dict, work_dir: str, test_evaluator,
+                  loader_defaults: Optional[dict] = None,
+                  prepare: Optional[Callable] = None):
+    """``mim test`` of ``checkpoint`` with ``cfg``: mmengine's ``Runner.test()``
+    (hooks included) with ``test_dataloader.dataset`` = ``test_dataset`` and
+    ``test_evaluator`` given (a config); ``loader_defaults``: what the host's
+    ``tools/test.py`` sets in a test loader the config leaves unset;
+    ``prepare(evaluator)`` runs on the built evaluator before the test.
+
+    Returns:
+        tuple: the metrics and the Runner.
+    """
+    from .data import plain
+    loader = dict(loader_defaults or {}, **plain(cfg.test_dataloader))
+    loader['dataset'] = test_dataset
+    runner = build_runner(cfg, work_dir, load_from=checkpoint, test_dataloader=loader,
+                          test_evaluator=test_evaluator,
+                          test_cfg=plain(cfg.get('test_cfg') or {}))
+    if prepare is not None:
+        prepare(runner.test_loop.evaluator)
+    return runner.test(), runner
+
+
 def check_stage1(cfg, checkpoint: str, test_dataset: dict, test_logits: torch.Tensor,
                  test_labels: torch.Tensor, work_dir: str, images: int = 2000,
                  log: Callable[[str], None] = print) -> dict:
@@ -81,14 +109,9 @@ def check_stage1(cfg, checkpoint: str, test_dataset: dict, test_logits: torch.Te
                                                or test_dataset)
     if ds is test_dataset:
         indices = None
-    from .data import plain
     from .features import TEST_LOADER_DEFAULTS
-    loader = dict(TEST_LOADER_DEFAULTS, **plain(cfg.test_dataloader))
-    loader['dataset'] = ds
-    runner = build_runner(cfg, work_dir, load_from=checkpoint, test_dataloader=loader,
-                          test_evaluator=dict(type='Stage1CheckMetric'),
-                          test_cfg=plain(cfg.get('test_cfg') or {}))
-    metrics = runner.test()
+    metrics, runner = run_host_test(cfg, checkpoint, ds, work_dir,
+                                    dict(type='Stage1CheckMetric'), TEST_LOADER_DEFAULTS)
     metric = runner.test_loop.evaluator.metrics[0]
     records = metric.records
     idx = torch.arange(n) if indices is None else torch.as_tensor(indices)

@@ -1,4 +1,5 @@
-"""DisAlign for mmsegmentation 1.x: decode heads, GRW loss, Head/Body/Tail,
+"""DisAlign for mmsegmentation 1.x: decode heads (DisAlign, and the post-hoc
+logit-adjusted peer), GRW loss, Head/Body/Tail,
 the class-count sources of mmseg data sets (training masks, the paper's
 ADE20K table).
 
@@ -13,7 +14,9 @@ from .ade20k import (ADE20K_TABLE16, ade20k_class_counts, ade20k_class_names, ad
                      ade20k_pixel_ratios, is_ade20k_classes, is_ade20k_table)
 from .class_counts import ade20k_source, count_mask_pixels
 from .heads import (DisAlignDepthwiseSeparableASPPHead, DisAlignFCNHead, DisAlignHeadMixin,
-                    build_disalign_head, disalign_head_class)
+                    LogitAdjustedConv2d, LogitAdjustedDepthwiseSeparableASPPHead,
+                    LogitAdjustedFCNHead, LogitAdjustedHeadMixin, build_disalign_head,
+                    build_logit_adjusted_head, disalign_head_class, logit_adjusted_head_class)
 from .losses import SegGRWCrossEntropyLoss
 from .metrics import HeadBodyTailIoUMetric
 from .pixel_counts import count_pixels, dataset_pixel_counts, load_seg_map
@@ -24,5 +27,7 @@ __all__ = [
     'count_mask_pixels', 'DisAlignDepthwiseSeparableASPPHead', 'DisAlignFCNHead',
     'DisAlignHeadMixin', 'build_disalign_head', 'disalign_head_class',
     'SegGRWCrossEntropyLoss', 'HeadBodyTailIoUMetric', 'count_pixels', 'dataset_pixel_counts',
-    'load_seg_map'
+    'load_seg_map', 'LogitAdjustedConv2d', 'LogitAdjustedHeadMixin', 'LogitAdjustedFCNHead',
+    'LogitAdjustedDepthwiseSeparableASPPHead', 'build_logit_adjusted_head',
+    'logit_adjusted_head_class'
 ]

@@ -17,15 +17,23 @@ Any decode head gets DisAlign with :class:`DisAlignHeadMixin` (put it first
 among the bases), with :func:`disalign_head_class`, or from a config with
 ``type='DisAlignHead', base_type='PSPHead'``. :class:`DisAlignFCNHead` and
 :class:`DisAlignDepthwiseSeparableASPPHead` (DeepLabV3+) are registered.
+
+The post-hoc peer enters the same way: :class:`LogitAdjustedHeadMixin` makes
+``conv_seg`` a :class:`LogitAdjustedConv2d` (``z_c - tau * log(pi_c)`` per
+pixel, :func:`disalign_mm.core.logit_adjust`); registered as
+:class:`LogitAdjustedFCNHead`, :class:`LogitAdjustedDepthwiseSeparableASPPHead`
+and ``type='LogitAdjustedHead', base_type=...`` for any decode head.
 """
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Sequence, Type
 
 from mmseg.models.decode_heads import DepthwiseSeparableASPPHead, FCNHead
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import nn
 
+from .. import core
 from ..core import calibrate
+from ..engine.consumer import CountConsumerMixin
 
 
 class DisAlignHeadMixin:
@@ -95,21 +103,33 @@ _DISALIGN_CLASSES: Dict[type, type] = {
 }
 
 
+def _mixed_head_class(mixin: type, prefix: str, base: Type[BaseDecodeHead],
+                      cache: Dict[type, type]) -> Type[BaseDecodeHead]:
+    """``mixin`` in front of the decode head class ``base`` (created once,
+    cached in ``cache``, named ``prefix + base.__name__``)."""
+    if not (isinstance(base, type) and issubclass(base, BaseDecodeHead)):
+        raise TypeError(f'{mixin.__name__} needs an mmseg BaseDecodeHead subclass, got {base!r}')
+    if issubclass(base, mixin):
+        return base
+    if base not in cache:
+        cache[base] = type(f'{prefix}{base.__name__}', (mixin, base), {'__module__': __name__})
+    return cache[base]
+
+
+def _registered_head(base_type: str, what: str) -> Type[BaseDecodeHead]:
+    base = MODELS.get(base_type)
+    if base is None:
+        raise KeyError(f'{what}: base_type={base_type!r} is not a registered mmseg model')
+    return base
+
+
 def disalign_head_class(base: Type[BaseDecodeHead]) -> Type[BaseDecodeHead]:
     """The DisAlign version of a decode head class (created once, cached).
 
     Args:
         base (type): A ``BaseDecodeHead`` subclass, e.g. ``PSPHead``.
     """
-    if not (isinstance(base, type) and issubclass(base, BaseDecodeHead)):
-        raise TypeError(f'DisAlign needs an mmseg BaseDecodeHead subclass, got {base!r}')
-    if issubclass(base, DisAlignHeadMixin):
-        return base
-    if base not in _DISALIGN_CLASSES:
-        _DISALIGN_CLASSES[base] = type(f'DisAlign{base.__name__}',
-                                       (DisAlignHeadMixin, base),
-                                       {'__module__': __name__})
-    return _DISALIGN_CLASSES[base]
+    return _mixed_head_class(DisAlignHeadMixin, 'DisAlign', base, _DISALIGN_CLASSES)
 
 
 @MODELS.register_module(name='DisAlignHead')
@@ -124,8 +144,106 @@ def build_disalign_head(base_type: str, calibration: Optional[dict] = None,
         calibration (dict, optional): See :class:`DisAlignHeadMixin`.
         **kwargs: The decode head's own arguments.
     """
-    base = MODELS.get(base_type)
-    if base is None:
-        raise KeyError(f'DisAlignHead: base_type={base_type!r} is not a '
-                       'registered mmseg model')
+    base = _registered_head(base_type, 'DisAlignHead')
     return disalign_head_class(base)(calibration=calibration, **kwargs)
+
+
+# ------------------------------------------------------- post-hoc logit adjustment
+@MODELS.register_module()
+class LogitAdjustedConv2d(CountConsumerMixin, core.LogitAdjustedConv2d):
+    """:class:`disalign_mm.core.LogitAdjustedConv2d` (a 1x1 ``conv_seg`` with
+    ``z_c - tau * log(pi_c)`` at every pixel), a consumer of the training
+    pixel counts (:class:`~disalign_mm.engine.ClassCountsHook`, or
+    ``class_counts`` / ``class_counts_file``).
+
+    Args:
+        in_channels (int): Channels of the feature map.
+        out_channels (int): Number of classes.
+        tau (float): Strength, ``>= 0``. Defaults to 1.0.
+        class_counts (Sequence[float], optional): Pixels per class. Defaults
+            to None.
+        class_counts_file (str, optional): A counts JSON (e.g. from
+            ``tools/seg_pixel_counts.py``). Defaults to None.
+    """
+
+    count_unit = 'pixels'
+    config_counts_source = 'decode_head config (class_counts)'
+
+    def __init__(self, in_channels: int, out_channels: int, tau: float = 1.0,
+                 class_counts: Optional[Sequence[float]] = None,
+                 class_counts_file: Optional[str] = None) -> None:
+        core.LogitAdjustedConv2d.__init__(self, in_channels, out_channels, tau=tau)
+        self._init_class_counts(class_counts, class_counts_file, out_channels)
+
+    # the core layer's consumer interface, not the mixin's default
+    _take_class_counts = core.LogitAdjustedConv2d._take_class_counts
+    describe_class_counts = core.LogitAdjustedConv2d.describe_class_counts
+
+
+class LogitAdjustedHeadMixin:
+    """Gives any ``BaseDecodeHead`` subclass post-hoc logit adjustment per
+    pixel (Menon et al., ICLR 2021), the training-free peer of DisAlign.
+
+    The head is built as usual, then its ``conv_seg`` becomes a
+    :class:`LogitAdjustedConv2d` holding the same weights (a stage-1
+    checkpoint loads as is), so the logits every inference mode reads are
+    ``z_c - tau * log(pi_c)``. Test-only: ``mim test`` of the config on the
+    stage-1 checkpoint (training stops with an error).
+
+    Args:
+        tau (float): Strength, ``>= 0``. Defaults to 1.0.
+        class_counts (Sequence[float], optional): Training pixels per class.
+            Defaults to None: ``ClassCountsHook`` sets them.
+        class_counts_file (str, optional): A counts JSON. Defaults to None.
+        *args: The host head's positional arguments.
+        **kwargs: The host head's keyword arguments.
+    """
+
+    def __init__(self, *args, tau: float = 1.0,
+                 class_counts: Optional[Sequence[float]] = None,
+                 class_counts_file: Optional[str] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self, BaseDecodeHead):
+            raise TypeError(f'{type(self).__name__}: LogitAdjustedHeadMixin must be combined '
+                            'with a BaseDecodeHead subclass')
+        new = core.adjusted_copy(self.conv_seg, LogitAdjustedConv2d, tau=tau)
+        new._init_class_counts(class_counts, class_counts_file, new.out_channels)
+        self.conv_seg = new
+
+
+@MODELS.register_module()
+class LogitAdjustedFCNHead(LogitAdjustedHeadMixin, FCNHead):
+    """:class:`~mmseg.models.decode_heads.FCNHead` with logit adjustment on
+    ``conv_seg``; see :class:`LogitAdjustedHeadMixin`."""
+
+
+@MODELS.register_module()
+class LogitAdjustedDepthwiseSeparableASPPHead(LogitAdjustedHeadMixin,
+                                              DepthwiseSeparableASPPHead):
+    """DeepLabV3+ head with logit adjustment on ``conv_seg``; see
+    :class:`LogitAdjustedHeadMixin`."""
+
+
+_ADJUSTED_CLASSES: Dict[type, type] = {
+    FCNHead: LogitAdjustedFCNHead,
+    DepthwiseSeparableASPPHead: LogitAdjustedDepthwiseSeparableASPPHead,
+}
+
+
+def logit_adjusted_head_class(base: Type[BaseDecodeHead]) -> Type[BaseDecodeHead]:
+    """The logit-adjusted version of a decode head class (created once)."""
+    return _mixed_head_class(LogitAdjustedHeadMixin, 'LogitAdjusted', base, _ADJUSTED_CLASSES)
+
+
+@MODELS.register_module(name='LogitAdjustedHead')
+def build_logit_adjusted_head(base_type: str, **kwargs) -> BaseDecodeHead:
+    """Build any registered decode head with logit adjustment::
+
+        decode_head=dict(type='LogitAdjustedHead', base_type='PSPHead', tau=1.0, ...)
+
+    Args:
+        base_type (str): Registered name of the decode head (mmseg MODELS).
+        **kwargs: ``tau``, ``class_counts``, ``class_counts_file`` and the
+            decode head's own arguments.
+    """
+    return logit_adjusted_head_class(_registered_head(base_type, 'LogitAdjustedHead'))(**kwargs)

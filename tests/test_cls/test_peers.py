@@ -33,7 +33,11 @@ PEERS = ('crt', 'lws', 'tau-norm', 'logit-adjust')
 # what LWS adds to a stage-1 model: its scales and the statistics conditioning them
 LWS_KEYS = ['head.fc.calibration.alpha', 'head.fc.calibration.logit_count',
             'head.fc.calibration.logit_rms']
-NEW_CONFIGS = sorted(p for kind in PEERS for p in glob.glob(osp.join(CFG_DIR, '*', f'{kind}_*.py')))
+# the classification folders (the peers of detection and segmentation:
+# tests/test_det, tests/test_seg, tests/test_configs)
+CLS_FOLDERS = ('fashion_mnist_lt', 'imagenet_lt', 'inaturalist2018', 'places_lt')
+NEW_CONFIGS = sorted(p for kind in PEERS for d in CLS_FOLDERS
+                     for p in glob.glob(osp.join(CFG_DIR, d, f'{kind}_*.py')))
 STAGE1_OF_PEER = {  # the stage-1 config each peer takes its checkpoint from
     'fashion_mnist_lt': 'resnet-s_1xb128-coslr-8e_fmnist-lt.py',
     'imagenet_lt': 'resnet50_8xb32-coslr-90e_imagenet-lt.py',

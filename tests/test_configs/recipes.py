@@ -1,10 +1,13 @@
-"""The table "Every stage-2 config" of docs/recipes.md, read back, and the
-same row recomputed from a resolved config.
+"""The tables "Every stage-2 config" and "Every post-hoc config" of
+docs/recipes.md, read back, and the same rows recomputed from the resolved
+configs.
 
 ``python tests/test_configs/recipes.py`` prints the rows of every shipped
-stage-2 config (paste them between the table markers after a deliberate
-recipe change; the tests then hold the configs to it).
+stage-2 and post-hoc config (paste them between the table markers after a
+deliberate recipe change; the tests then hold the configs to them).
 """
+import copy
+import functools
 import glob
 import os.path as osp
 from typing import Dict, List
@@ -14,6 +17,8 @@ CONFIGS = osp.join(REPO, 'configs')
 RECIPES = osp.join(REPO, 'docs', 'recipes.md')
 BEGIN, END = '<!-- stage2-table:begin -->', '<!-- stage2-table:end -->'
 COLUMNS = ('config', 'dataset', 'sampler', 'batch', 'schedule', 'lr', 'rho', 'trains')
+POSTHOC_MARKERS = ('<!-- posthoc-table:begin -->', '<!-- posthoc-table:end -->')
+POSTHOC_COLUMNS = ('config', 'stage 1', 'classifier', 'strength', 'counts')
 HOSTS = {
     'cls': ('imagenet_lt', 'inaturalist2018', 'places_lt', 'fashion_mnist_lt'),
     'seg': ('ade20k', ),
@@ -21,38 +26,56 @@ HOSTS = {
 }
 # stage-2 configs (DisAlign and the trained peers) start with these
 STAGE2_PREFIXES = ('disalign_', 'crt_', 'lws_')
+# the post-hoc peers (test-only configs over a stage-1 checkpoint)
+POSTHOC_PREFIXES = ('norcal_', 'logit-adjust_', 'tau-norm_')
 GRW_LOSSES = ('GRWCrossEntropyLoss', 'SegGRWCrossEntropyLoss')
 
 
-def stage2_configs(host: str) -> List[str]:
-    """Paths under configs/ (``folder/name.py``) of a host's stage-2 configs."""
+def _configs(host: str, prefixes) -> List[str]:
     out = []
     for folder in HOSTS[host]:
         for p in glob.glob(osp.join(CONFIGS, folder, '*.py')):
-            if osp.basename(p).startswith(STAGE2_PREFIXES):
+            if osp.basename(p).startswith(prefixes):
                 out.append(osp.relpath(p, CONFIGS))
     return sorted(out)
 
 
-def table_rows() -> Dict[str, Dict[str, str]]:
-    """``{config: {column: text}}`` of the table in docs/recipes.md."""
+def stage2_configs(host: str) -> List[str]:
+    """Paths under configs/ (``folder/name.py``) of a host's stage-2 configs."""
+    return _configs(host, STAGE2_PREFIXES)
+
+
+def posthoc_configs(host: str) -> List[str]:
+    """Paths under configs/ of a host's post-hoc (test-only) configs."""
+    return _configs(host, POSTHOC_PREFIXES)
+
+
+def table_rows(markers=(BEGIN, END), columns=COLUMNS) -> Dict[str, Dict[str, str]]:
+    """``{config: {column: text}}`` of a table in docs/recipes.md (default:
+    "Every stage-2 config")."""
+    begin, end = markers
     with open(RECIPES) as f:
         text = f.read()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise ValueError(f'{RECIPES}: expected one {BEGIN} ... {END} block')
-    block = text[text.index(BEGIN) + len(BEGIN):text.index(END)]
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise ValueError(f'{RECIPES}: expected one {begin} ... {end} block')
+    block = text[text.index(begin) + len(begin):text.index(end)]
     rows = {}
     for line in block.strip().splitlines():
         cells = [c.strip() for c in line.strip().strip('|').split('|')]
-        if cells[0] == COLUMNS[0] or set(cells[0]) <= {'-'}:
+        if cells[0] == columns[0] or set(cells[0]) <= {'-'}:
             continue  # header and rule
-        if len(cells) != len(COLUMNS):
+        if len(cells) != len(columns):
             raise ValueError(f'{RECIPES}: row with {len(cells)} cells: {line}')
-        row = dict(zip(COLUMNS, (c.strip('`') for c in cells)))
+        row = dict(zip(columns, (c.strip('`') for c in cells)))
         if row['config'] in rows:
             raise ValueError(f'{RECIPES}: {row["config"]} listed twice')
         rows[row['config']] = row
     return rows
+
+
+def posthoc_rows() -> Dict[str, Dict[str, str]]:
+    """The table "Every post-hoc config" of docs/recipes.md."""
+    return table_rows(POSTHOC_MARKERS, POSTHOC_COLUMNS)
 
 
 def _k(n: int) -> str:
@@ -128,9 +151,69 @@ def derive(cfg) -> Dict[str, str]:
         trains=trains)
 
 
-def load(config: str):
+def _classifiers(cfg) -> List[dict]:
+    """The post-hoc classifier configs of a resolved config: every bbox
+    head's ``cls_predictor_cfg`` (mmdet), the decode head (mmseg) or the
+    head (mmpretrain)."""
+    model = cfg.model
+    if 'roi_head' in model:
+        heads = model.roi_head.bbox_head
+        heads = list(heads) if isinstance(heads, (list, tuple)) else [heads]
+        return [h.cls_predictor_cfg for h in heads]
+    return [model.get('decode_head') or model.head]
+
+
+def stage1_of(config: str) -> str:
+    """The file name of the ``_base_`` a peer's config names (its stage 1)."""
+    import re
+    with open(osp.join(CONFIGS, config)) as f:
+        return re.search(r"^_base_ = \[?'\./([^']+)'", f.read(), re.M).group(1)
+
+
+def derive_posthoc(config: str, cfg) -> Dict[str, str]:
+    """The row of a post-hoc config (``config`` left out): its stage 1 (the
+    ``_base_`` it names), the classifier types, the strength, the counts."""
+    base = stage1_of(config)
+    layers = _classifiers(cfg)
+    types = sorted({c['type'] for c in layers})
+    strengths = set()
+    for c in layers:
+        for name in ('gamma', 'tau'):
+            if name in c:
+                strengths.add(f'{name} {c[name]:g}')
+    hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == 'ClassCountsHook']
+    if len(hooks) > 1:
+        raise ValueError('a post-hoc config has at most one ClassCountsHook')
+    if not hooks:
+        counts = '-'
+    else:
+        src = hooks[0].get('source') or 'labels'
+        counts = src if isinstance(src, str) else ', '.join(
+            f'{k}={v}' if k != 'type' else v for k, v in src.items())
+    return {'stage 1': base,
+            'classifier': ', '.join(types) + (f' (x{len(layers)})' if len(layers) > 1 else ''),
+            'strength': ', '.join(sorted(strengths)) or '-', 'counts': counts}
+
+
+def render_posthoc(configs: List[str]) -> str:
+    lines = ['| ' + ' | '.join(POSTHOC_COLUMNS) + ' |', '|' + '---|' * len(POSTHOC_COLUMNS)]
+    for c in configs:
+        row = dict(derive_posthoc(c, load(c)), config=c)
+        lines.append('| ' + ' | '.join(f'`{row[k]}`' if k in ('config', 'stage 1') else row[k]
+                                       for k in POSTHOC_COLUMNS) + ' |')
+    return '\n'.join(lines)
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(config: str):
     from mmengine.config import Config
     return Config.fromfile(osp.join(CONFIGS, config))
+
+
+def load(config: str):
+    """The resolved config (a copy: parsed once per test session, since the
+    peers' tests resolve the same stage-1 configs again)."""
+    return copy.deepcopy(_parsed(config))
 
 
 def render(configs: List[str]) -> str:
@@ -145,3 +228,5 @@ def render(configs: List[str]) -> str:
 
 if __name__ == '__main__':
     print(render([c for host in HOSTS for c in stage2_configs(host)]))
+    print()
+    print(render_posthoc([c for host in ('seg', 'det') for c in posthoc_configs(host)]))

@@ -49,6 +49,11 @@ def test_config_set_is_complete():
         folder = osp.join(CONFIGS, f'lvis_{v.replace(".", "")}')
         files = {osp.basename(p) for p in glob.glob(osp.join(folder, '*.py'))}
         expected = {n for a in ARCHS for c in (False, True) for n in names(v, a, c)}
+        # beside every DisAlign config, its peers (docs/recipes.md)
+        expected |= {'crt_' + n[len('disalign_'):].replace('_ms-9k_', '_cas_ms-9k_')
+                     for n in set(expected) if n.startswith('disalign_')}
+        expected |= {'norcal_' + n[len('disalign_'):].replace('ms-9k_', '')
+                     for n in set(expected) if n.startswith('disalign_')}
         assert files == expected
 
 

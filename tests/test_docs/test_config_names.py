@@ -10,15 +10,19 @@ import yaml
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py')))
-POSTHOC = ('tau-norm_', 'logit-adjust_')
+POSTHOC = ('tau-norm_', 'logit-adjust_', 'norcal_')
 #: {GPUs}xb{batch}-{schedule}_{data set}: the trained classification and
 #: segmentation configs
 TRAINED = re.compile(r'^[\w.-]+_\d+xb\d+-[\w.-]+_[\w.-]+$')
 #: {algorithm}_{backbone}_{data set}: the post-hoc peers
-POSTHOC_NAME = re.compile(r'^(tau-norm|logit-adjust)_[\w.-]+_[\w.-]+$')
-#: mmdet's LVIS names: {model}_{backbone}_fpn_[cosine_]{sampling}_{schedule}_{data set}
-LVIS = re.compile(r'^(disalign_)?(cascade-)?mask-rcnn_(r50|r101|x101-32x4d)_fpn_(cosine_)?'
-                  r'(sample1e-3_ms-(1x|2x)|ms-9k)_lvis-(v1|v0\.5)$')
+POSTHOC_NAME = re.compile(r'^(tau-norm|logit-adjust|norcal)_[\w.-]+_[\w.-]+$')
+#: mmdet's LVIS names: {model}_{backbone}_fpn_[cosine_]{sampling}_{schedule}_{data set};
+#: the post-hoc NorCal without sampling and schedule
+LVIS = re.compile(r'^((disalign_)?(cascade-)?mask-rcnn_(r50|r101|x101-32x4d)_fpn_(cosine_)?'
+                  r'(sample1e-3_ms-(1x|2x)|ms-9k)'
+                  r'|crt_(cascade-)?mask-rcnn_(r50|r101|x101-32x4d)_fpn_(cosine_)?cas_ms-9k'
+                  r'|norcal_(cascade-)?mask-rcnn_(r50|r101|x101-32x4d)_fpn(_cosine)?)'
+                  r'_lvis-(v1|v0\.5)$')
 
 
 def _names(folder_glob):
@@ -34,7 +38,7 @@ def test_every_config_has_one_of_the_documented_forms():
         else:
             assert TRAINED.match(name), name
     lvis = _names(r'lvis.*')
-    assert len(lvis) == 32
+    assert len(lvis) == 64  # stage 1, DisAlign, cRT, NorCal: 2 versions x 4 models x 2
     for name in lvis:
         assert LVIS.match(name) and not re.search(r'\d+xb\d+', name), name
 

@@ -37,7 +37,9 @@ def test_config_set_is_complete():
     import glob
     names = {osp.basename(p) for p in glob.glob(osp.join(CFG_DIR, '*.py'))}
     assert names == {n for stem, *_ in MODELS_ for n in (
-        f'{stem}_4xb4-160k_ade20k-512x512.py', f'disalign_{stem}_8xb4-8k_ade20k-512x512.py')}
+        f'{stem}_4xb4-160k_ade20k-512x512.py', f'disalign_{stem}_8xb4-8k_ade20k-512x512.py',
+        # the peers beside every DisAlign config (docs/recipes.md)
+        f'crt_{stem}_8xb4-8k_ade20k-512x512.py', f'logit-adjust_{stem}_ade20k-512x512.py')}
 
 
 @pytest.mark.parametrize('stem,folder,head,backbone,depth', MODELS_)
