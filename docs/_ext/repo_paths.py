@@ -83,10 +83,23 @@ def _citations(text: str) -> Iterator[Tuple[int, str, str]]:
         yield i, 'text', _INLINE_CODE.sub(' ', _LINK.sub(' ', line))
 
 
-def headings(text: str) -> Set[str]:
+_INCLUDE = re.compile(r'^```\{include\}\s+(\S+)', re.M)
+#: examples name the user's own files my_*.py (my_stage1.py): not repository paths
+USER_FILE_PREFIX = 'my_'
+
+
+def headings(text: str, path: Optional[str] = None) -> Set[str]:
     """The anchors GitHub and MyST (``myst_heading_anchors``) give the
-    headings of a Markdown text, and MyST's ``(label)=`` targets."""
+    headings of a Markdown text, and MyST's ``(label)=`` targets; with the
+    text's ``path``, also those of the files its MyST ``{include}``
+    directives include (a heading offset does not change an anchor)."""
     out, seen = set(), {}
+    if path is not None:
+        for m in _INCLUDE.finditer(text):
+            inc = osp.normpath(osp.join(osp.dirname(path), m.group(1)))
+            if osp.isfile(inc) and inc != osp.normpath(path):
+                with open(inc, encoding='utf-8') as f:
+                    out |= headings(f.read(), inc)
     for _, line, code in _lines(text):
         if code:
             continue
@@ -239,7 +252,7 @@ def check_text(text: str, root: str, where: str, links: bool = True) -> List[Tup
                 problems.append((line, f'link to {target}: {rel} does not exist'))
             elif anchor and rel.endswith('.md'):
                 with open(osp.join(root, rel)) as f:
-                    if anchor not in headings(f.read()):
+                    if anchor not in headings(f.read(), osp.join(root, rel)):
                         problems.append((line, f'link to {target}: no heading #{anchor} in {rel}'))
             continue
         if kind == 'link':
@@ -266,7 +279,8 @@ def check_text(text: str, root: str, where: str, links: bool = True) -> List[Tup
         if config_folder and kind == 'code':
             for word in token.split():
                 word = _clean(word.strip('`\'"'))
-                if _BARE_CONFIG.match(word) and not _exists(root, osp.join(config_folder, word)):
+                if _BARE_CONFIG.match(word) and not word.startswith(USER_FILE_PREFIX) and \
+                        not _exists(root, osp.join(config_folder, word)):
                     problems.append((line, f'cites {word}, which is not in {config_folder}/'))
     return problems
 
