@@ -24,6 +24,7 @@ from torch import nn
 
 from ..engine.class_counts import CountConsumer, register_consumer_check
 from ..engine.class_stats import ClassCounts
+from ..engine.registry import MODEL_CHECKS
 from ..engine.utils import unwrap_model
 
 #: what the message says is supported
@@ -104,3 +105,14 @@ def check_softmax_head(consumer: CountConsumer, counts: ClassCounts) -> Optional
         raise NotImplementedError(unsupported_message(
             head, f'{consumer.name} (in model.{consumer.owner_name})'))
     return None
+
+
+@MODEL_CHECKS.register_module(name='mmdet softmax detector')
+def check_softmax_detector(model: nn.Module) -> None:
+    """A stage 2 (``DisAlignFreezeHook``) on an mmdet detector needs its RoI
+    bbox heads to be softmax heads with a background class: a DisAlign or
+    cRT config moved onto RetinaNet, FCOS, ... stops here, naming the head,
+    before the freezing would fail on a classifier name it cannot find."""
+    from mmdet.models.detectors import BaseDetector
+    if isinstance(unwrap_model(model), BaseDetector):
+        softmax_bbox_heads(model)

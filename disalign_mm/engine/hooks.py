@@ -17,6 +17,7 @@ from .feature_stats import fix_runner_feature_stats
 from .freeze import (FrozenStage2, check_stage1_fit, freeze_stage2, reinit_module_names,
                      reinitialize, select_trainable)
 from .monitor_hook import DisAlignMonitorHook
+from .registry import check_stage2_model
 from .resume import REINIT_META, check_resumed, load_from, prepare_resume, record_stage1, resuming
 from .utils import checkpoint_weights, unwrap_model
 
@@ -137,6 +138,7 @@ class DisAlignFreezeHook(Hook):
 
     def before_run(self, runner) -> None:
         model = unwrap_model(runner.model)
+        check_stage2_model(model)  # e.g. a sigmoid detector: named before anything else
         self._frozen = freeze_stage2(model, self.trainable)
         runner.logger.info(f'DisAlignFreezeHook: {self._frozen.summary(self.log_names)}')
         if self.reinit:

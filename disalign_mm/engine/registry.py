@@ -22,6 +22,11 @@ into them when it is imported (``custom_imports`` of a config):
 - :data:`COUNT_CHECKS`: ``fn(consumer, counts) -> Optional[str]`` run on
   every consumer before it gets its counts; raises when the consumer cannot
   take them (mmdet: a GRW loss of a bbox head needs ``background_weight``).
+- :data:`MODEL_CHECKS`: ``fn(model) -> None`` run by ``DisAlignFreezeHook``
+  on the model of a stage-2 run before it freezes anything; raises, naming
+  the part, when a second stage cannot work on the model (mmdet: a detector
+  whose classifier is a per-class sigmoid). Hosts register with
+  ``@MODEL_CHECKS.register_module()``.
 
 :func:`~disalign_mm.engine.class_counts.register_count_source`,
 ``register_label_counter`` and ``register_consumer_check`` register into
@@ -117,6 +122,13 @@ COUNT_SOURCES = Registry('class-count source', build_func=build_count_source,
 LABEL_COUNTERS = Registry('label counter', scope='disalign_mm', locations=_LOCATIONS)
 #: checks run on every consumer of class counts
 COUNT_CHECKS = Registry('class-count check', scope='disalign_mm', locations=_LOCATIONS)
+MODEL_CHECKS = Registry('stage-2 model check', scope='disalign_mm')
+
+
+def check_stage2_model(model) -> None:
+    """Run every check of :data:`MODEL_CHECKS` on ``model``."""
+    for fn in MODEL_CHECKS.module_dict.values():
+        fn(model)
 
 __all__ = ['COUNT_SOURCES', 'LABEL_COUNTERS', 'COUNT_CHECKS', 'CountSource',
            'build_count_source', 'source_spec']

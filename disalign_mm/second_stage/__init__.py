@@ -26,6 +26,13 @@ heads trained from cached stage-1 outputs. The modules, in the order
 
 The benchmarks built on it are in :mod:`disalign_mm.benchmarks`.
 """
-from .select import Settings, select_second_stage
-
 __all__ = ['Settings', 'select_second_stage']
+
+
+def __getattr__(name: str):
+    # imported on first use (PEP 562): the classification tool needs
+    # mmpretrain, its detection and segmentation sibling (.dense) does not
+    if name in __all__:
+        from . import select
+        return getattr(select, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

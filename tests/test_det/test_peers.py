@@ -158,3 +158,28 @@ def test_the_tool_reads_standard_and_cascade_roi_heads_only():
     model.add_module('bbox', head)
     with pytest.raises(NotImplementedError, match='the tool reads the RoI outputs'):
         host.check_model(model)
+
+
+def test_a_stage2_hook_on_a_sigmoid_detector_names_the_head():
+    """A cRT (or DisAlign) stage 2 moved onto RetinaNet stops when the freeze
+    hook starts, naming RetinaHead and what is supported, not at "no
+    parameter matches" of the classifier name it cannot find."""
+    from types import SimpleNamespace
+
+    from disalign_mm.engine import DisAlignFreezeHook
+    model = MODELS.build(dict(
+        type='RetinaNet',
+        data_preprocessor=dict(type='DetDataPreprocessor'),
+        backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(3, ),
+                      base_channels=8, norm_cfg=dict(type='BN')),
+        neck=dict(type='FPN', in_channels=[64], out_channels=8, num_outs=1),
+        bbox_head=dict(
+            type='RetinaHead', num_classes=3, in_channels=8, stacked_convs=1, feat_channels=8,
+            anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                  scales_per_octave=1, ratios=[1.0], strides=[32]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+            loss_cls=dict(type='FocalLoss', use_sigmoid=True), loss_bbox=dict(type='L1Loss'))))
+    hook = DisAlignFreezeHook(trainable=[r'\.fc_cls\.'], reinit=[r'fc_cls'])
+    with pytest.raises(NotImplementedError, match=r'model\.bbox_head: RetinaHead is a dense'
+                       r'.*per-class sigmoid detectors \(RetinaNet, FCOS'):
+        hook.before_run(SimpleNamespace(model=model))
