@@ -130,5 +130,6 @@ def check_stage2_model(model) -> None:
     for fn in MODEL_CHECKS.module_dict.values():
         fn(model)
 
-__all__ = ['COUNT_SOURCES', 'LABEL_COUNTERS', 'COUNT_CHECKS', 'CountSource',
-           'build_count_source', 'source_spec']
+
+__all__ = ['COUNT_SOURCES', 'LABEL_COUNTERS', 'COUNT_CHECKS', 'MODEL_CHECKS', 'CountSource',
+           'build_count_source', 'check_stage2_model', 'source_spec']
