@@ -36,3 +36,9 @@ def __getattr__(name: str):
         from . import select
         return getattr(select, name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    # the names __getattr__ provides are listed too (PEP 562), so dir(),
+    # completion and autodoc see them
+    return sorted(set(globals()) | set(__all__))

@@ -173,6 +173,12 @@ def _module_names(path: str) -> Set[str]:
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
                         names.add(n.id)
+            # the names of __all__, also those a module's __getattr__
+            # provides on first use (PEP 562)
+            if (any(isinstance(t, ast.Name) and t.id == '__all__' for t in targets)
+                    and isinstance(node.value, (ast.List, ast.Tuple))):
+                names.update(e.value for e in node.value.elts
+                             if isinstance(e, ast.Constant) and isinstance(e.value, str))
         elif isinstance(node, (ast.If, ast.Try)):  # conditional definitions
             for sub in ast.walk(node):
                 if isinstance(sub, (ast.FunctionDef, ast.ClassDef)):
