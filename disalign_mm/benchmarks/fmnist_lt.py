@@ -13,7 +13,7 @@ import subprocess
 from typing import Callable, Dict, List, Optional
 
 from ..second_stage.methods import GROUPS as METHOD_GROUPS
-from ..second_stage.methods import LR_GRID, METHODS, Method, train_dataset
+from ..second_stage.methods import CLASSIFIER, LR_GRID, METHODS, Method, train_dataset
 from .configs import config_path
 
 TRAIN_IMAGES_PER_CLASS = 6000
@@ -30,8 +30,8 @@ STAGE2_EPOCHS = 6
 STAGE1_ROW = Method('stage1', 'Stage 1 (joint training, cross entropy)', 'main')
 #: Sec. 3.1: the classifier re-trained (as cRT) on the balanced training set
 BOUND = Method('bound', 'Balanced-data bound (classifier re-trained on balanced data)', 'bound',
-               dict(lr=LR_GRID), head='stage1', trainable=[r'^head\.fc\.'],
-               reinit=[r'head\.fc'], sampler=dict(type='DefaultSampler', shuffle=True),
+               dict(lr=LR_GRID), head='stage1', trainable=CLASSIFIER, reinit=CLASSIFIER,
+               sampler=dict(type='DefaultSampler', shuffle=True),
                train_set='balanced')
 #: the report's rows, in order
 ROWS: List[Method] = [STAGE1_ROW] + list(METHODS) + [BOUND]

@@ -2,9 +2,11 @@
 from .calibration import CONFIDENCE_MODES, DisAlignCalibration
 from .cosine import CosineLinear
 from .grw import Counts, grw_cross_entropy, grw_weights
-from .layers import CalibratedConv2d, CalibratedCosineLinear, CalibratedLinear, calibrate
+from .layers import (CalibratedConv2d, CalibratedCosineLinear, CalibratedLinear, calibrate,
+                     replace_module, resolve_module)
 from .monitor import CalibrationMonitor
 from .posthoc import class_log_prior, logit_adjust, tau_normalize
+from .posthoc_layers import LogitAdjustedLinear, TauNormLinear, posthoc_copy
 from .stats import (CalibrationMoments, FeatureMoments, collect_feature_moments, collect_moments,
                     input_calibrations, stats_calibrations)
 
@@ -13,5 +15,6 @@ __all__ = [
     'CalibratedCosineLinear', 'CalibratedConv2d', 'calibrate', 'Counts',
     'grw_cross_entropy', 'grw_weights', 'tau_normalize', 'logit_adjust', 'class_log_prior',
     'FeatureMoments', 'CalibrationMoments', 'collect_feature_moments', 'collect_moments',
-    'input_calibrations', 'stats_calibrations', 'CalibrationMonitor'
+    'input_calibrations', 'stats_calibrations', 'CalibrationMonitor', 'resolve_module',
+    'replace_module', 'TauNormLinear', 'LogitAdjustedLinear', 'posthoc_copy'
 ]
