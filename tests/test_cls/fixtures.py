@@ -13,7 +13,7 @@ FMNIST_STAGE1 = osp.join(CFG_DIR, 'fashion_mnist_lt', 'resnet-s_1xb128-coslr-8e_
 FMNIST_STAGE2 = osp.join(CFG_DIR, 'fashion_mnist_lt',
                          'disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
 FMNIST_VIT_STAGE1 = osp.join(CFG_DIR, 'fashion_mnist_lt',
-                             'vit-tiny-p4_1xb128-coslr-30e_fmnist-lt.py')
+                             'vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py')
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 

@@ -16,8 +16,8 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 import disalign_mm.cls  # noqa: F401
-from disalign_mm.cls.classifiers import (HEAD_CLASSIFIERS, classifier_modules,
-                                         classifier_patterns, classifier_spec)
+from disalign_mm.cls.classifiers import (HEAD_CLASSIFIERS, classifier_modules, classifier_patterns,
+                                         classifier_spec)
 from disalign_mm.cls.heads import Stage2HeadMixin, stage2_head_class, stage2_head_config
 from disalign_mm.core import (CalibratedLinear, DisAlignCalibration, LogitAdjustedLinear,
                               TauNormLinear)

@@ -14,9 +14,9 @@
 # at norm 1, stochastic depth 0.1: the shape of mmpretrain's ViT / DeiT
 # training recipes (configs/_base_/schedules/imagenet_bs1024_adamw_swin.py,
 # deit/deit-tiny_4xb256_in1k.py) scaled to one CPU batch of 128; no Mixup
-# or CutMix (30 epochs of 28x28 images are too few to need them).
+# or CutMix (20 epochs of 28x28 images are too few to need them).
 #
-#   mim train mmpretrain configs/fashion_mnist_lt/vit-tiny-p4_1xb128-coslr-30e_fmnist-lt.py \
+#   mim train mmpretrain configs/fashion_mnist_lt/vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py \
 #       --work-dir work_dirs/fmnist-lt_vit_stage1
 _base_ = ['./resnet-s_1xb128-coslr-8e_fmnist-lt.py']
 
@@ -42,7 +42,7 @@ model = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, )))
 
-max_epochs = 30
+max_epochs = 20
 optim_wrapper = dict(
     _delete_=True,
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05, betas=(0.9, 0.999)),
