@@ -10,27 +10,20 @@ tau-normalised or logit-adjusted version, :mod:`disalign_mm.second_stage`
 to read the classifiers' inputs and outputs and to train a second stage on
 them.
 
-=========================  ===============================  =======================
-head                       classifier(s)                    prediction
-=========================  ===============================  =======================
-``LinearClsHead``          ``fc``                           its output
-``CosineClsHead`` (ours)   ``fc``                           its output
-``VisionTransformerClsHead``  ``layers.head``               its output (after the
-                                                            optional hidden layer)
-``DeiTClsHead``            ``layers.head``,                 the mean of the two
-                           ``layers.head_dist``
-``VigClsHead``             ``fc2``                          its output
-``StackedLinearClsHead``   ``layers.-1.fc`` (the last       its output
-                           block's)
-``ConformerHead``          ``conv_cls_head``,               the sum of the two;
-                           ``trans_cls_head``               trained with one loss
-                                                            per branch
-``EfficientFormerClsHead`` ``head`` (and ``dist_head``      (the mean of the two)
-                           with ``distillation=True``)
-``LeViTClsHead``           ``head.linear`` (and             (the mean of the two)
-                           ``head_dist.linear`` with
-                           ``distillation=True``)
-=========================  ===============================  =======================
+- ``LinearClsHead`` (ResNet, Swin, ConvNeXt, ...) and our ``CosineClsHead``:
+  ``fc``;
+- ``VisionTransformerClsHead`` (ViT, CLIP, ...; with or without its hidden
+  layer): ``layers.head``;
+- ``DeiTClsHead``: ``layers.head`` and ``layers.head_dist``, the prediction
+  their mean;
+- ``VigClsHead``: ``fc2``;
+- ``StackedLinearClsHead`` (MobileNetV3): ``layers.-1.fc``, the last block's;
+- ``ConformerHead``: ``conv_cls_head`` and ``trans_cls_head``, the prediction
+  their sum, trained with one loss per branch;
+- ``EfficientFormerClsHead``: ``head`` (and ``dist_head`` with
+  ``distillation=True``, the prediction their mean);
+- ``LeViTClsHead``: ``head.linear`` (and ``head_dist.linear`` with
+  ``distillation=True``, the prediction their mean).
 
 **Heads with two classifiers.** Every classifier is transformed, each with
 its own input: DeiT's class and distillation tokens are different features

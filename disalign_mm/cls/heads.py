@@ -190,7 +190,8 @@ class DisAlignClsHeadMixin(Stage2HeadMixin):
             checked against the head's (see
             :func:`~disalign_mm.cls.classifiers.classifier_spec`). Defaults to
             None: the head's known classifier(s).
-        *args, **kwargs: The host head's arguments.
+        *args: The host head's positional arguments.
+        **kwargs: The host head's keyword arguments.
     """
 
     def __init__(self, *args, calibration: Optional[dict] = None,
@@ -245,7 +246,8 @@ class TauNormHeadMixin(_PostHocMixin):
             False.
         classifier (str | Sequence[str], optional): See
             :class:`DisAlignClsHeadMixin`.
-        *args, **kwargs: The host head's arguments.
+        *args: The host head's positional arguments.
+        **kwargs: The host head's keyword arguments.
     """
 
     def __init__(self, *args, tau: float = 1.0, keep_bias: bool = False,
@@ -284,7 +286,8 @@ class LogitAdjustedHeadMixin(CountConsumerMixin, _PostHocMixin):
             ``class_counts``. Defaults to None.
         classifier (str | Sequence[str], optional): See
             :class:`DisAlignClsHeadMixin`.
-        *args, **kwargs: The host head's arguments.
+        *args: The host head's positional arguments.
+        **kwargs: The host head's keyword arguments.
     """
 
     #: where ``class_counts=`` of the config is said to come from
