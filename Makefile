@@ -14,7 +14,7 @@ PY_UPSTREAM := .venv-upstream/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install install-oldest install-upstream demo test test-oldest test-upstream test-all \
-	gpu-check lint wheel benchmark docs clean
+	gpu-check lint wheel benchmark benchmark-vit docs clean
 
 install:
 	bash tools/setup_env.sh fork
@@ -55,6 +55,13 @@ gpu-check: install
 # tools/benchmark/results/ and the README's results section
 benchmark: install
 	$(PY) tools/benchmark/effectiveness.py --out-dir tools/benchmark/results --readme README.md
+
+# the same comparison from the tiny ViT stage 1 (configs/fashion_mnist_lt/vit-tiny-*): one
+# seed after another, each with both cores; rewrites tools/benchmark/results-vit/ (the table
+# docs/benchmark.md shows)
+benchmark-vit: install
+	$(PY) tools/benchmark/effectiveness.py --stage1 vit --out-dir tools/benchmark/results-vit \
+		--jobs 1 --threads 2
 
 lint: install
 	$(PY) -m flake8 disalign_mm tools tests configs setup.py

@@ -17,6 +17,9 @@ CONFIGS: Dict[str, str] = {
     'fmnist_lws': 'fashion_mnist_lt/lws_resnet-s_1xb128-coslr-6e_fmnist-lt.py',
     'fmnist_taunorm': 'fashion_mnist_lt/tau-norm_resnet-s_fmnist-lt.py',
     'fmnist_logitadj': 'fashion_mnist_lt/logit-adjust_resnet-s_fmnist-lt.py',
+    # Fashion-MNIST-LT with a tiny ViT: stage 1 and DisAlign
+    'fmnist_vit_stage1': 'fashion_mnist_lt/vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py',
+    'fmnist_vit_disalign': 'fashion_mnist_lt/disalign_vit-tiny-p4_1xb128-coslr-6e_fmnist-lt.py',
     # the stage-2 cost of each host (tools/benchmark/stage2_cost.py)
     'ade20k_fcn_stage1': 'ade20k/fcn_r50-d8_4xb4-160k_ade20k-512x512.py',
     'ade20k_fcn_disalign': 'ade20k/disalign_fcn_r50-d8_8xb4-8k_ade20k-512x512.py',

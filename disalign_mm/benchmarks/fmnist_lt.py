@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from typing import Callable, Dict, List, Optional
 
+from ..second_stage.methods import CLASSIFIER
 from ..second_stage.methods import GROUPS as METHOD_GROUPS
 from ..second_stage.methods import LR_GRID, METHODS, Method, train_dataset
 from .configs import config_path
@@ -22,16 +23,21 @@ FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
 DEBIAN_PKG = 'dataset-fashion-mnist'
 FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
          't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
-STAGE1 = config_path('fmnist_stage1')
+#: the stage-1 models the benchmark can start from (``--stage1``): the small
+#: ResNet of the README's table and the tiny ViT (patch 4, 4 layers, width 64)
+STAGE1S = {'resnet': config_path('fmnist_stage1'), 'vit': config_path('fmnist_vit_stage1')}
+STAGE1 = STAGE1S['resnet']
 #: the schedule of the shipped stage-2 configs (disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py)
 STAGE2_EPOCHS = 6
 
 #: the stage-1 model itself (a report row, not a second stage)
 STAGE1_ROW = Method('stage1', 'Stage 1 (joint training, cross entropy)', 'main')
+#: what the intro calls each stage-1 model
+STAGE1_NAMES = {'resnet': 'a small ResNet', 'vit': 'a tiny ViT (patch 4, 4 layers, width 64)'}
 #: Sec. 3.1: the classifier re-trained (as cRT) on the balanced training set
 BOUND = Method('bound', 'Balanced-data bound (classifier re-trained on balanced data)', 'bound',
-               dict(lr=LR_GRID), head='stage1', trainable=[r'^head\.fc\.'],
-               reinit=[r'head\.fc'], sampler=dict(type='DefaultSampler', shuffle=True),
+               dict(lr=LR_GRID), head='stage1', trainable=CLASSIFIER, reinit=CLASSIFIER,
+               sampler=dict(type='DefaultSampler', shuffle=True),
                train_set='balanced')
 #: the report's rows, in order
 ROWS: List[Method] = [STAGE1_ROW] + list(METHODS) + [BOUND]
@@ -69,10 +75,15 @@ def extra_splits(cfg) -> Dict[str, dict]:
 def intro(meta: dict) -> str:
     """The paragraph above the tables."""
     seeds = meta['seeds']
+    stage1 = meta.get('stage1', 'resnet')
+    model = ''
+    if stage1 != 'resnet' and meta.get('stage1_config'):
+        model = f', stage 1 {STAGE1_NAMES[stage1]} ({meta["stage1_config"]})'
     return (
-        f'Fashion-MNIST-LT (imbalance factor {meta["imb_factor"]:g}), top-1 accuracy (%) on '
-        f'the balanced test set, mean ± std over {len(seeds)} seeds ({", ".join(map(str, seeds))}'
-        '; seed 0 keeps the label order, the others permute which classes are rare). '
+        f'Fashion-MNIST-LT (imbalance factor {meta["imb_factor"]:g}){model}, top-1 accuracy (%) '
+        f'on the balanced test set, mean ± std over {len(seeds)} seeds '
+        f'({", ".join(map(str, seeds))}; seed 0 keeps the label order, the others permute '
+        'which classes are rare). '
         f'Groups by training images: Many > {meta["many_thr"]:g}, Few < {meta["few_thr"]:g}. '
         'Hyper-parameters chosen on the validation split '
         f'({meta["val_per_class"]} held-out training images per class); chosen values per seed.')

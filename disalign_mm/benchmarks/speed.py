@@ -101,7 +101,7 @@ def time_cached_training(cfg, data: Dict[str, dict], cached_logits: bool = True,
         test = data['test']
         pred = model(dict(feats=test['feats'], logits=test['logits'])).argmax(1)
     return dict(seconds=seconds, epochs=int(cfg.train_cfg.max_epochs),
-                cached_logits=model._layer is not None,
+                cached_logits=any(model._fast),
                 steps=int(cfg.train_cfg.max_epochs) * math.ceil(
                     len(train['labels']) / cfg.train_dataloader.batch_size),
                 test_top1=float((pred == test['labels']).float().mean() * 100))

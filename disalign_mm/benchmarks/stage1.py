@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 STAMP_FILE = 'benchmark_stamp.json'
+#: how long the run took (wall time, with the threads and parallel runs it had)
+WALL_TIME_FILE = 'wall_time.json'
 
 
 class Stage1Error(RuntimeError):
@@ -143,6 +145,10 @@ def train_stage1(config: str,
                                   f'end of {run.log_file}:\n{tail}')
             with open(osp.join(run.work_dir, STAMP_FILE), 'w') as f:
                 json.dump(stamp(config, run.options), f, indent=1)
-            log(f'{run.name}: stage 1 done in {time.time() - t0:.0f} s: {ckpt}')
+            seconds = time.time() - t0
+            with open(osp.join(run.work_dir, WALL_TIME_FILE), 'w') as f:
+                json.dump(dict(seconds=round(seconds, 1), threads=threads, jobs=jobs,
+                               load_average=[round(x, 2) for x in os.getloadavg()]), f)
+            log(f'{run.name}: stage 1 done in {seconds:.0f} s: {ckpt}')
             ckpts[run.name] = ckpt
     return ckpts

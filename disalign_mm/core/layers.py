@@ -13,13 +13,80 @@ the confidence score reads. So in every host the calibration lives at
 Use :func:`calibrate` to replace a classifier attribute in place, or build a
 layer directly (mmdet's ``cls_predictor_cfg``).
 """
-from typing import Optional
+import re
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
 from .calibration import DisAlignCalibration
 from .cosine import CosineLinear
+
+
+def check_classifier_shapes(layer: nn.Module, state_dict: dict, prefix: str) -> None:
+    """Raise when ``state_dict`` holds a parameter of the classifier ``layer``
+    (its own, not its sub-modules') with another shape.
+
+    mmengine's ``load_checkpoint`` only warns about a size mismatch, which
+    would leave a random classifier under a frozen stage 2. The error names
+    the key and both shapes, and ``layer.owner`` when set (a text naming the
+    head and the classifier's path, e.g. ``"the classifier layers.head of
+    VisionTransformerClsHead"``), else the layer's class.
+    """
+    for name, param in layer.named_parameters(recurse=False):
+        got = state_dict.get(prefix + name)
+        if got is not None and tuple(got.shape) != tuple(param.shape):
+            what = getattr(layer, 'owner', None) or type(layer).__name__
+            raise ValueError(
+                f'the checkpoint classifier {prefix}{name} has shape '
+                f'{tuple(got.shape)} but {what} has '
+                f'{tuple(param.shape)}: load the stage-1 checkpoint of the same '
+                'model and label set, or fix num_classes/in_channels')
+
+
+def resolve_module(root: nn.Module, path: str) -> Tuple[nn.Module, str, str, nn.Module]:
+    """The sub-module ``root.<path>``: ``(parent, attribute, canonical path,
+    module)``.
+
+    ``path`` is dotted (``'fc'``, ``'layers.head'``); a part that is an
+    integer indexes a ``ModuleList`` / ``Sequential`` and may be negative
+    (``'layers.-1.fc'``: the last block's ``fc``). The canonical path has
+    the non-negative index (``'layers.2.fc'``), as ``named_modules`` and
+    state-dict keys spell it.
+
+    Raises:
+        LookupError: A part of the path is not a sub-module; the message
+            names the part and the path.
+    """
+    parts = str(path).split('.')
+    if not path or any(p == '' for p in parts):
+        raise LookupError(f'{path!r} is not a module path (dotted names, e.g. "layers.head")')
+    parent, module, names = None, root, []
+    for part in parts:
+        parent = module
+        child = None
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and re.fullmatch(r'-?\d+', part):
+            i = int(part)
+            n = len(module)
+            if -n <= i < n:
+                part = str(i % n)
+                child = module[i]
+        else:
+            child = module._modules.get(part)
+        if not isinstance(child, nn.Module):
+            where = '.'.join(names) or 'the module'
+            raise LookupError(f'{where} has no sub-module {part!r} (path {path!r})')
+        names.append(part)
+        module = child
+    return parent, names[-1], '.'.join(names), module
+
+
+def replace_module(root: nn.Module, path: str, new: nn.Module) -> str:
+    """Set ``root.<path>`` (see :func:`resolve_module`) to ``new``; returns
+    the canonical path."""
+    parent, name, canonical, _ = resolve_module(root, path)
+    setattr(parent, name, new)
+    return canonical
 
 
 class _Calibrated:
@@ -59,16 +126,7 @@ class _Calibrated:
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
-        # mmengine's load_checkpoint only warns about a size mismatch, which
-        # would leave a random classifier under a frozen stage 2
-        for name, param in self.named_parameters(recurse=False):
-            got = state_dict.get(prefix + name)
-            if got is not None and tuple(got.shape) != tuple(param.shape):
-                raise ValueError(
-                    f'the checkpoint classifier {prefix}{name} has shape '
-                    f'{tuple(got.shape)} but {type(self).__name__} has '
-                    f'{tuple(param.shape)}: load the stage-1 checkpoint of the same '
-                    'model and label set, or fix num_classes/in_channels')
+        check_classifier_shapes(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
@@ -189,7 +247,9 @@ def calibrate(module: nn.Module,
 
     Args:
         module (nn.Module): The head holding the classifier.
-        name (str): The classifier attribute.
+        name (str): The classifier attribute, or a dotted path to it
+            (``'layers.head'``, ``'layers.-1.fc'``; see
+            :func:`resolve_module`).
         calibration (dict, optional): Keyword arguments of
             :class:`~disalign_mm.core.DisAlignCalibration`.
         background_last (bool): The classifier's last output is a background
@@ -198,10 +258,11 @@ def calibrate(module: nn.Module,
     Returns:
         nn.Module: The calibrated layer (also set on ``module``).
     """
-    layer = getattr(module, name, None)
-    if not isinstance(layer, nn.Module):
+    try:
+        parent, attr, _, layer = resolve_module(module, name)
+    except LookupError:
         raise TypeError(f'{type(module).__name__} has no classifier module {name!r} to '
-                        'calibrate')
+                        'calibrate') from None
     new = _calibrated_copy(layer, calibration, background_last)
-    setattr(module, name, new)
+    setattr(parent, attr, new)
     return new

@@ -15,10 +15,14 @@ bar, *as the host computes them*:
   config's test loader settings (batch size, workers, ``collate_fn``; the
   classification host's ``mim test`` defaults where the config sets none);
 * every batch runs through the model's own ``test_step`` (data
-  preprocessor, backbone, neck, head); a forward hook on the classifier
-  records its input ``x`` and output ``z``, and each image's prediction of
-  ``test_step`` must be the arg-max of its ``z`` (else the head does
-  something after the classifier, and the tool stops).
+  preprocessor, backbone, neck, head); a forward hook on each classifier of
+  the head (:func:`~disalign_mm.cls.classifiers.classifier_spec`: ``fc``,
+  ``layers.head``, DeiT's ``layers.head`` and ``layers.head_dist``, ...)
+  records its input ``x`` and output ``z``, whatever the head does before
+  it, and each image's prediction of ``test_step`` must be the arg-max of
+  the logits those outputs make (one classifier's ``z``; the mean or sum of
+  two, as the head combines them), else the head does something after its
+  classifiers, and the tool stops.
 
 The cache (``cache_dir/<key>/``):
 
@@ -36,9 +40,13 @@ The cache (``cache_dir/<key>/``):
 
 The features dict: ``{split: {'feats': (N, C), 'logits': (N, K), 'labels':
 (N,)}, ..., 'head_state': {name: tensor}, 'meta': {...}, 'fingerprints':
-{split: ...}}``; ``head_state`` holds the stage-1 ``head.*`` weights without
-the ``head.`` prefix, ``meta`` the head's type, ``num_classes``,
-``in_channels``, the classifier's name and the class names.
+{split: ...}}``; for a head with two classifiers, ``feats`` and ``logits``
+are tuples with one tensor per classifier (:func:`per_classifier` maps over
+either). ``head_state`` holds the stage-1 ``head.*`` weights without the
+``head.`` prefix, ``meta`` the head's type, ``num_classes``, the
+classifiers (``classifiers``: their names in the model, ``combine``: how the
+head combines them; :func:`head_logits`), the width of each classifier's
+input (``in_features``) and the class names.
 """
 import copy
 import hashlib
@@ -56,11 +64,9 @@ from ..engine.utils import checkpoint_weights, misfit  # and the weights-only lo
 from .data import describe_change, fingerprint_summary, sample_fingerprints
 
 Features = Dict[str, dict]
-CACHE_FORMAT = 'disalign_mm/stage1-outputs@3'
+CACHE_FORMAT = 'disalign_mm/stage1-outputs@4'
 MANIFEST = 'manifest.json'
 DTYPES = {'float32': torch.float32, 'float16': torch.float16}
-#: the stage-1 heads the tool reads, and the name of their classifier module
-CLASSIFIERS = {'LinearClsHead': 'fc', 'CosineClsHead': 'fc'}
 #: what the classification host's ``mim test`` sets in a test loader the
 #: config leaves unset (mmpretrain 1.x tools/test.py, merge_args)
 TEST_LOADER_DEFAULTS = dict(collate_fn=dict(type='default_collate'))
@@ -92,17 +98,46 @@ def check_checkpoint_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor]
     return [k for k in state if k not in own]
 
 
-def classifier_name(model) -> str:
-    """``head.<classifier>`` of a stage-1 classifier the tool can read."""
+def per_classifier(fn: Callable, x):
+    """``fn(x)`` for a tensor, ``tuple(fn(t) for t in x)`` for the tuple of a
+    head with several classifiers (one tensor each)."""
+    return tuple(fn(t) for t in x) if isinstance(x, (tuple, list)) else fn(x)
+
+
+def stage1_classifiers(model):
+    """The :class:`~disalign_mm.cls.classifiers.ClassifierSpec` of a stage-1
+    classifier's head (paths from the head), or an error naming the head and
+    the supported ones."""
+    from ..cls.classifiers import classifier_spec, supported_heads
     head = getattr(model, 'head', None)
-    name = CLASSIFIERS.get(type(head).__name__)
-    if not (callable(getattr(model, 'test_step', None)) and head is not None and name
-            and isinstance(getattr(head, name, None), torch.nn.Module)):
+    if not callable(getattr(model, 'test_step', None)) or not isinstance(head, torch.nn.Module):
         raise NotImplementedError(
-            f'{type(model).__name__} with a {type(head).__name__} head: the second stages '
-            f'start from an mmpretrain classifier with one of the heads {sorted(CLASSIFIERS)} '
-            "(they read the classifier's input and output)")
-    return f'head.{name}'
+            f'{type(model).__name__}: the second stages start from an mmpretrain classifier '
+            f'(ImageClassifier) with a single-label head: {supported_heads()}')
+    try:
+        return classifier_spec(head)
+    except NotImplementedError as e:
+        raise NotImplementedError(f'the second stages start from a stage-1 head whose '
+                                  f'classifier they can read and replace: {e}') from None
+
+
+def spec_from_meta(meta: dict):
+    """The :class:`~disalign_mm.cls.classifiers.ClassifierSpec` a cache
+    records (paths from the head)."""
+    from ..cls.classifiers import ClassifierSpec
+    paths = tuple(n[len('head.'):] for n in meta['classifiers'])
+    return ClassifierSpec(paths, meta.get('combine', 'one'))
+
+
+def head_logits(split: dict, meta: dict) -> torch.Tensor:
+    """The stage-1 head's logits of a cached split: its classifier's output,
+    or the mean or sum of its classifiers' outputs as the head combines
+    them."""
+    from ..cls.classifiers import combine_outputs
+    logits = split['logits']
+    if not isinstance(logits, (tuple, list)):
+        return logits
+    return combine_outputs(spec_from_meta(meta), [z.float() for z in logits])
 
 
 def load_stage1_model(cfg, checkpoint: str, runner_dir: str, config_name: str = 'the config',
@@ -117,7 +152,7 @@ def load_stage1_model(cfg, checkpoint: str, runner_dir: str, config_name: str = 
         raise FileNotFoundError(f'stage-1 checkpoint {checkpoint!r} does not exist (give a local '
                                 'file; download a model-zoo checkpoint first)')
     model = build_model(cfg, runner_dir)
-    classifier_name(model)
+    stage1_classifiers(model)
     state = checkpoint_weights(_load_checkpoint(checkpoint, map_location='cpu'))
     unused = check_checkpoint_fits(model, state, checkpoint, config_name)
     if unused:
@@ -239,14 +274,20 @@ class FeatureCache:
         for split, entry in self.manifest['splits'].items():
             parts = [torch.load(self._file(s), map_location='cpu', weights_only=True)
                      for s in entry['shards']]
-            out[split] = {k: torch.cat([p[k] for p in parts])
-                          for k in ('feats', 'logits', 'labels')}
+            out[split] = {k: _cat([p[k] for p in parts]) for k in ('feats', 'logits', 'labels')}
         head = torch.load(self._file('head.pth'), map_location='cpu', weights_only=True)
         out['head_state'] = head['state']
         out['meta'] = dict(self.manifest['meta'], checkpoint_sha256=self.key['checkpoint_sha256'],
                            cache=self.path)
         out['fingerprints'] = self.load_fingerprints()
         return out
+
+
+def _cat(parts: list):
+    """Concatenate per-batch tensors, or per-batch tuples element-wise."""
+    if isinstance(parts[0], (tuple, list)):
+        return tuple(torch.cat(p) for p in zip(*parts))
+    return torch.cat(parts)
 
 
 def read_manifest(path: str) -> Optional[dict]:
@@ -306,41 +347,49 @@ class ClassifierRecorder:
 
 
 @torch.no_grad()
-def _extract_split(model, classifier: str, dataset, cache: FeatureCache, split: str,
+def _extract_split(model, spec, dataset, cache: FeatureCache, split: str,
                    start: int, loader: dict, shard_size: int, dtype, bar) -> None:
     from mmengine.runner import Runner
     from torch.utils.data import Subset
+
+    from ..cls.classifiers import classifier_modules, combine_outputs
     loader = Runner.build_dataloader(dict(copy.deepcopy(loader), dataset=Subset(
         dataset, range(start, len(dataset)))))
+    several = len(spec.paths) > 1
     buf = dict(feats=[], logits=[], labels=[])
     n_buf = 0
     num_classes = model.head.num_classes
-    recorder = ClassifierRecorder(model.get_submodule(classifier))
+    recorders = [ClassifierRecorder(m) for m in classifier_modules(model.head, spec)]
+    names = ', '.join(f'head.{p}' for p in spec.paths)
 
     def flush():
         nonlocal n_buf
         if n_buf:
-            cache.add_shard(split, {k: torch.cat(v) for k, v in buf.items()})
+            cache.add_shard(split, {k: _cat(v) for k, v in buf.items()})
             for v in buf.values():
                 v.clear()
             n_buf = 0
 
+    def stored(t: torch.Tensor) -> torch.Tensor:
+        return t.float().cpu().to(dtype)
+
     try:
         for batch in loader:
             outputs = model.test_step(batch)
-            x, z = recorder.take(f'{split} set')
+            xs, zs = zip(*[r.take(f'{split} set') for r in recorders])
             labels = torch.cat([d.gt_label.reshape(-1) for d in outputs]).long().cpu()
             preds = torch.cat([d.pred_label.reshape(-1) for d in outputs]).long().cpu()
             if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
                 raise ValueError(f'{split}: label {int(labels.max())} in a data set for a head '
                                  f'of {num_classes} classes')
-            if not torch.equal(z.float().argmax(1).cpu(), preds):
+            logits = combine_outputs(spec, [z.float() for z in zs])
+            if not torch.equal(logits.argmax(1).cpu(), preds):
                 raise NotImplementedError(
-                    f"{split} set: the model's predictions are not the arg-max of its "
-                    f'{classifier} output: the head transforms the logits after its '
-                    'classifier, which the second stages would not see')
-            buf['feats'].append(x.float().cpu().to(dtype))
-            buf['logits'].append(z.float().cpu().to(dtype))
+                    f"{split} set: the model's predictions are not the arg-max of the logits of "
+                    f'its classifier{"s" if several else ""} {names}: the head transforms the '
+                    'logits after its classifier, which the second stages would not see')
+            buf['feats'].append(tuple(map(stored, xs)) if several else stored(xs[0]))
+            buf['logits'].append(tuple(map(stored, zs)) if several else stored(zs[0]))
             buf['labels'].append(labels)
             n_buf += labels.numel()
             if bar is not None:
@@ -349,7 +398,8 @@ def _extract_split(model, classifier: str, dataset, cache: FeatureCache, split: 
                 flush()
         flush()
     finally:
-        recorder.remove()
+        for r in recorders:
+            r.remove()
 
 
 def check_classes(num_classes: int, dataset, split: str) -> Optional[list]:
@@ -485,10 +535,13 @@ def cached_features(cache_dir: str,
         cache.create()
         cache.save({k: v for k, v in fingerprints.items() if v is not None}, 'fingerprints.pth')
     head = model.head
+    spec = stage1_classifiers(model)
+    from ..cls.classifiers import classifier_modules
     cache.manifest['meta'] = dict(
         head_type=type(head).__name__, num_classes=int(head.num_classes),
-        in_channels=int(getattr(head, 'in_channels', 0) or 0), classes=classes,
-        classifier=classifier_name(model), checkpoint=osp.abspath(checkpoint))
+        in_features=[int(m.in_features) for m in classifier_modules(head, spec)],
+        classes=classes, classifiers=[f'head.{p}' for p in spec.paths], combine=spec.combine,
+        checkpoint=osp.abspath(checkpoint))
     cache.save(dict(state={k[len('head.'):]: v.detach().cpu().clone()
                            for k, v in model.state_dict().items() if k.startswith('head.')}),
                'head.pth')
@@ -502,8 +555,8 @@ def cached_features(cache_dir: str,
     for split, ds in sets.items():
         done, n = todo[split]
         if done < n:
-            _extract_split(model, cache.manifest['meta']['classifier'], ds, cache, split, done,
-                           loader, shard_size, DTYPES[dtype], bar)
+            _extract_split(model, spec, ds, cache, split, done, loader, shard_size,
+                           DTYPES[dtype], bar)
         cache.finish_split(split, n)
     if bar is not None:
         print(flush=True)

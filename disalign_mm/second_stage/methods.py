@@ -15,7 +15,17 @@ Stage 2 reads the training images through the stage-1 config's *test*
 pipeline (no random augmentation): the frozen representation then gives
 every image the same feature in every epoch, which is what makes the cached
 path the same computation as ``mim train`` (and a resumed stage 2 end where
-an uninterrupted one does).
+an uninterrupted one does). For the same reason the stage-1 config's batch
+augmentations (``model.train_cfg.augments``: Mixup, CutMix, as in
+mmpretrain's transformer recipes) are switched off in the trained second
+stages.
+
+Any single-label head of :mod:`disalign_mm.cls.classifiers` can start a
+second stage: the DisAlign and post-hoc heads are
+``type='DisAlignHead' / 'TauNormHead' / 'LogitAdjustedHead'`` with
+``base_type`` the stage-1 head (or the registered class of ``LinearClsHead``
+and ``CosineClsHead``, e.g. ``DisAlignLinearClsHead``), and cRT re-trains
+the head's classifier(s) wherever they are (:data:`CLASSIFIER`).
 """
 import copy
 import datetime
@@ -23,7 +33,7 @@ import os
 import os.path as osp
 import pprint
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .data import is_wrapper, plain, stage2_training_set
 
@@ -31,12 +41,16 @@ from .data import is_wrapper, plain, stage2_training_set
 HYPER_PARAMETERS: Dict[str, str] = dict(
     lr='optim_wrapper.optimizer.lr', rho='model.head.loss.rho', tau='model.head.tau')
 
-#: the stage-1 heads a second stage can start from, and their DisAlign heads
-DISALIGN_HEADS = {'LinearClsHead': 'DisAlignLinearClsHead',
-                  'CosineClsHead': 'DisAlignCosineClsHead'}
-#: the post-hoc heads (tau-normalisation, logit adjustment) need a linear classifier
-POSTHOC_HEADS = {'taunorm': 'TauNormClsHead', 'logitadj': 'LogitAdjustedClsHead'}
+#: the second-stage heads (:data:`disalign_mm.cls.heads.STAGE2_KINDS`) of
+#: ``Method.head``: DisAlign, and the post-hoc heads (tau-normalisation, logit
+#: adjustment), which need linear classifiers
+STAGE2_HEADS = {'disalign': 'DisAlignHead', 'taunorm': 'TauNormHead',
+                'logitadj': 'LogitAdjustedHead'}
+POSTHOC_HEADS = ('taunorm', 'logitadj')
 OUR_HOOKS = ('ClassCountsHook', 'DisAlignFreezeHook')
+#: ``Method.trainable`` / ``Method.reinit``: the stage-1 head's classifier(s),
+#: whatever their path (``head.fc``, ``head.layers.head``, ...)
+CLASSIFIER = 'classifier'
 
 
 @dataclass
@@ -51,14 +65,17 @@ class Method:
             (names of :data:`HYPER_PARAMETERS`).
         head (str): ``'disalign'`` (the stage-1 head's DisAlign head),
             ``'stage1'`` (the stage-1 head type), ``'taunorm'`` or
-            ``'logitadj'`` (post-hoc heads; linear classifiers only).
+            ``'logitadj'`` (post-hoc heads; linear classifiers only); see
+            :data:`STAGE2_HEADS`.
         head_options (dict): Merged into ``model.head`` (e.g. the
             calibration's ablation switches).
         loss (dict, optional): Replaces ``model.head.loss``; None keeps the
             stage-1 loss.
-        trainable (list[str], optional): ``DisAlignFreezeHook(trainable=...)``;
-            None trains the calibration.
-        reinit (list[str], optional): ``DisAlignFreezeHook(reinit=...)``.
+        trainable (list[str] | str, optional): ``DisAlignFreezeHook(trainable=...)``;
+            None trains the calibration, :data:`CLASSIFIER` the stage-1
+            head's classifier(s) (their own parameters).
+        reinit (list[str] | str, optional): ``DisAlignFreezeHook(reinit=...)``;
+            :data:`CLASSIFIER`: the stage-1 head's classifier(s).
         sampler (dict, optional): Replaces ``train_dataloader.sampler``.
         train_set (str): The cached split it trains on.
         same_as (str, optional): The row reports another method's run.
@@ -72,8 +89,8 @@ class Method:
     head: str = 'disalign'
     head_options: dict = field(default_factory=dict)
     loss: Optional[dict] = None
-    trainable: Optional[List[str]] = None
-    reinit: Optional[List[str]] = None
+    trainable: Union[None, str, List[str]] = None
+    reinit: Union[None, str, List[str]] = None
     sampler: Optional[dict] = None
     train_set: str = 'train'
     same_as: Optional[str] = None
@@ -97,7 +114,7 @@ _BALANCED = dict(type='ClassBalancedSampler')
 #: then the paper's ablations (Table 5: GR / MT / MG; Table 12: confidence)
 METHODS: List[Method] = [
     Method('crt', 'cRT (class-balanced sampling)', 'main', dict(lr=LR_GRID), head='stage1',
-           trainable=[r'^head\.fc\.'], reinit=[r'head\.fc'], sampler=_BALANCED),
+           trainable=CLASSIFIER, reinit=CLASSIFIER, sampler=_BALANCED),
     Method('lws', 'LWS (class-balanced sampling)', 'main', dict(lr=LR_GRID),
            head_options=dict(calibration=dict(use_margin=False, confidence='none')), loss=_CE,
            sampler=_BALANCED),
@@ -106,7 +123,7 @@ METHODS: List[Method] = [
            head='logitadj'),
     Method('disalign', 'DisAlign', 'main', _LR_RHO, loss=_GRW, calibration_stats=True),
     Method('grw_only', 'GRW only (classifier re-trained, no calibration)', 'table5', _LR_RHO,
-           head='stage1', loss=_GRW, trainable=[r'^head\.fc\.']),
+           head='stage1', loss=_GRW, trainable=CLASSIFIER),
     Method('grw_mag', 'GRW + magnitude', 'table5', _LR_RHO, loss=_GRW,
            head_options=dict(calibration=dict(use_margin=False))),
     Method('grw_margin', 'GRW + margin', 'table5', _LR_RHO, loss=_GRW,
@@ -186,24 +203,72 @@ def train_dataset(cfg) -> dict:
 
 
 def stage1_head_type(cfg) -> str:
+    """The type of the stage-1 config's head; an error for a second-stage
+    head or a head the second stages cannot start from (naming the
+    supported ones)."""
+    from mmpretrain.registry import MODELS
+
+    from ..cls.classifiers import check_head_class, supported_heads
+    from ..cls.heads import STAGE2_KINDS, Stage2HeadMixin
     t = cfg.model.head.get('type')
-    if t in DISALIGN_HEADS:
-        return t
-    if t in DISALIGN_HEADS.values() or t in POSTHOC_HEADS.values():
-        raise ValueError(f'the stage-1 config has a {t}: it is a second-stage config. Give the '
+    name = t if isinstance(t, str) else getattr(t, '__name__', str(t))
+    cls = MODELS.get(t) if isinstance(t, str) else t
+    if name in STAGE2_KINDS or (isinstance(cls, type) and issubclass(cls, Stage2HeadMixin)):
+        raise ValueError(f'the stage-1 config has a {name}: it is a second-stage config. Give the '
                          'stage-1 config (e.g. LinearClsHead) the checkpoint was trained with')
-    raise NotImplementedError(
-        f'the second stages start from a stage-1 head {sorted(DISALIGN_HEADS)}; the config has '
-        f'{t}. (A head that transforms its input before the classifier, e.g. '
-        'VisionTransformerClsHead, is not supported.)')
+    if not isinstance(cls, type):
+        raise ValueError(f'the stage-1 head type {name!r} is not a registered mmpretrain model '
+                         f'(heads the second stages start from: {supported_heads()})')
+    try:
+        check_head_class(cls)
+    except NotImplementedError as e:
+        raise NotImplementedError(f'the second stages start from a stage-1 head whose '
+                                  f'classifier they can read and replace: {e}') from None
+    return name
+
+
+def stage1_head(cfg):
+    """The stage-1 config's head, built (in mmpretrain's scope) to read its
+    classifiers: ``(spec, linear)``, the head's
+    :class:`~disalign_mm.cls.classifiers.ClassifierSpec` and whether every
+    classifier is an ``nn.Linear`` (what the post-hoc heads need)."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    from torch import nn
+
+    from ..cls.classifiers import classifier_modules, classifier_spec
+    stage1_head_type(cfg)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        head = MODELS.build(plain(cfg.model.head))
+    spec = classifier_spec(head)
+    linear = all(type(m) is nn.Linear for m in classifier_modules(head, spec))
+    return spec, linear
 
 
 def supports(method: Method, cfg) -> Optional[str]:
     """None when ``method`` applies to the stage-1 config ``cfg``, else why not."""
     head = stage1_head_type(cfg)
-    if method.posthoc and head != 'LinearClsHead':
-        return f'{method.name} needs a linear classifier; the stage-1 head is a {head}'
+    spec, linear = stage1_head(cfg)
+    if method.posthoc and not linear:
+        return f'{method.name} needs linear classifiers; the classifier of the {head} is not one'
+    if method.head == 'stage1' and method.trainable is not None and not spec.host_trains:
+        return (f'{method.name} re-trains the classifiers with the stage-1 head, and mmpretrain '
+                f'refuses to train the {head} with distillation (its stage 1 needs a teacher)')
     return None
+
+
+def freeze_patterns(method: Method, cfg) -> Tuple[Optional[list], Optional[list]]:
+    """``DisAlignFreezeHook``'s ``trainable`` and ``reinit`` of ``method``
+    on the stage-1 config ``cfg`` (:data:`CLASSIFIER` becomes the patterns of
+    its head's classifiers)."""
+    from ..cls.classifiers import classifier_patterns
+    trainable, reinit = method.trainable, method.reinit
+    if CLASSIFIER in (trainable, reinit):
+        train_pats, reinit_pats = classifier_patterns(stage1_head(cfg)[0])
+        trainable = train_pats if trainable == CLASSIFIER else trainable
+        reinit = reinit_pats if reinit == CLASSIFIER else reinit
+    return (None if trainable is None else list(trainable),
+            list(reinit) if reinit else None)
 
 
 def stage2_changes(cfg, method: Method, schedule: Schedule, load_from: Optional[str],
@@ -246,10 +311,9 @@ def stage2_changes(cfg, method: Method, schedule: Schedule, load_from: Optional[
 
     imports = list(plain(cfg.get('custom_imports') or {}).get('imports') or [])
     head: dict = {}
-    if method.head == 'disalign':
-        head['type'] = DISALIGN_HEADS[head_type]
-    elif method.posthoc:
-        head['type'] = POSTHOC_HEADS[method.head]
+    if method.head in STAGE2_HEADS:
+        from ..cls.heads import stage2_head_config
+        head.update(stage2_head_config(STAGE2_HEADS[method.head], head_type))
     head = merge(head, method.head_options)
     inline = {} if class_counts is None else dict(class_counts=[int(c) for c in class_counts])
     if method.loss is not None:
@@ -271,18 +335,25 @@ def stage2_changes(cfg, method: Method, schedule: Schedule, load_from: Optional[
     changes: Dict[str, object] = dict(custom_imports=dict(
         imports=imports + [m for m in ('disalign_mm.cls', ) if m not in imports],
         allow_failed_imports=False))
-    if head:
-        changes['model'] = dict(head=head)
+    model: dict = dict(head=head) if head else {}
+    augments = (plain(cfg.model.get('train_cfg')) or {}).get('augments')
+    if augments and not method.posthoc:
+        # batch augmentations (Mixup, CutMix) mix the images of a batch: the
+        # frozen features would then differ from epoch to epoch
+        model['train_cfg'] = None
+    if model:
+        changes['model'] = model
     changes.update(
         val_evaluator=replace(cfg.get('val_evaluator'), evaluator),
         test_evaluator=replace(cfg.get('test_evaluator'), evaluator),
         randomness=dict(seed=int(seed)))
     if not method.posthoc:
         freeze = dict(type='DisAlignFreezeHook')
-        if method.trainable is not None:
-            freeze['trainable'] = list(method.trainable)
-        if method.reinit:
-            freeze['reinit'] = list(method.reinit)
+        trainable, reinit = freeze_patterns(method, cfg)
+        if trainable is not None:
+            freeze['trainable'] = trainable
+        if reinit:
+            freeze['reinit'] = reinit
         hooks.append(freeze)
         ds, removed = stage2_training_set(cfg)
         if removed or is_wrapper(plain(cfg.train_dataloader.dataset)):

@@ -46,7 +46,7 @@ from ..engine.per_class import write_per_class
 from .check import check_stage1
 from .config import load_config, nested, parse_options
 from .data import config_dataset, shared_images, stage2_training_set
-from .features import cached_features, class_counts, prepare_datasets
+from .features import cached_features, class_counts, head_logits, per_classifier, prepare_datasets
 from .methods import (ABLATIONS, HYPER_PARAMETERS, METHODS, PEERS, Method, Schedule, merge,
                       method_by_key, stage1_head_type, stage2_changes, supports,
                       write_stage2_config)
@@ -154,7 +154,7 @@ def quick_values(values: Sequence[float]) -> List[float]:
 
 def _subset(split: dict, idx: List[int]) -> dict:
     idx = torch.as_tensor(idx, dtype=torch.long)
-    return {k: v[idx] for k, v in split.items()}
+    return {k: per_classifier(lambda t: t[idx], v) for k, v in split.items()}
 
 
 def check_settings(s: Settings, methods: Sequence[Method]) -> None:
@@ -267,7 +267,7 @@ def _self_check(cfg, checkpoint: str, data: dict, test_dataset: dict, s: Setting
             f'checkpoint top-1 {out["host_top1"]:.2f}, the cached outputs '
             f'{out["cached_top1"]:.2f} on {out["images"]} test images')
         return out
-    out = check_stage1(cfg, checkpoint, test_dataset, data['test']['logits'],
+    out = check_stage1(cfg, checkpoint, test_dataset, head_logits(data['test'], data['meta']),
                        data['test']['labels'], osp.join(work_dir, 'stage1_test'),
                        images=s.check_images, log=log)
     with open(path + '.tmp', 'w') as f:
@@ -380,9 +380,9 @@ def select_second_stage(stage1_config: str,
     for m in methods:
         grid = {k: list(s.grids.get(k, v)) for k, v in m.grid.items()}
         grids[m.key] = {k: quick_values(v) for k, v in grid.items()} if s.quick else grid
-    stage1 = score_predictions(torch.softmax(data['test']['logits'].float(), 1),
+    stage1 = score_predictions(torch.softmax(head_logits(data['test'], meta).float(), 1),
                                data['test']['labels'], counts, many_thr, few_thr, classes)
-    stage1_val = score_predictions(torch.softmax(data['val']['logits'].float(), 1),
+    stage1_val = score_predictions(torch.softmax(head_logits(data['val'], meta).float(), 1),
                                    data['val']['labels'], counts, many_thr, few_thr, classes)
     log(f'stage 1: test All {stage1["metrics"]["top1"]:.2f}, val (mean per-class) '
         f'{stage1_val["metrics"]["mean_class"]:.2f}')

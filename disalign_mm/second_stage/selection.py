@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from .features import Features, class_counts
 from .methods import Method, trial_config
 from .report import format_hp
-from .stage2 import (build_stage2_model, calibration_summary, evaluate, find_calibration,
+from .stage2 import (build_stage2_model, calibration_summary, evaluate, find_calibrations,
                      train_on_features)
 
 
@@ -111,8 +111,8 @@ def run_method(method: Method, cfg, data: Features, seed: int, many_thr: float,
     out = dict(chosen=hp, val_score=val_score, val_top1=val_top1, trials=trials,
                test=test['metrics'], per_class=test['per_class'], groups=test['groups'],
                record=test['record'], model=model)
-    if method.calibration_stats and find_calibration(model) is not None:
-        out['calibration'] = calibration_summary(model, data['test']['feats'].float())
+    if method.calibration_stats and find_calibrations(model):
+        out['calibration'] = calibration_summary(model, data['test']['feats'])
     return out
 
 

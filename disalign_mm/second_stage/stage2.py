@@ -10,7 +10,9 @@ built from the config exactly as ``mim train`` builds them:
 * the head from ``model.head`` (seeded, initialised, then the stage-1 head
   weights loaded, as ``load_from`` does), inside
   :class:`CachedFeatureClassifier`, an mmengine ``BaseModel`` whose
-  parameter names are the classifier's (``head.*``);
+  parameter names are the head's (``head.*``), which runs the part of the
+  head after the cached point: its classifier(s) on the cached inputs, their
+  outputs combined as the head combines them, and the head's loss;
 * freezing with :func:`disalign_mm.engine.freeze_stage2` and the
   re-initialisation (cRT) chosen by the config's ``DisAlignFreezeHook``
   (:func:`~disalign_mm.engine.reinit_module_names`);
@@ -27,8 +29,8 @@ The tests compare the result with a real Runner run of the same config on
 the images, parameter for parameter (exactly equal on CPU).
 
 Supported: epoch-based training (``train_cfg.by_epoch=True``), one
-optimizer, no ``auto_scale_lr``, heads whose ``pre_logits`` passes the last
-feature through (mmpretrain's linear and cosine heads and ours).
+optimizer, no ``auto_scale_lr``, the heads of
+:mod:`disalign_mm.cls.classifiers` (and their second-stage versions).
 """
 import copy
 import math
@@ -44,6 +46,7 @@ from ..core import DisAlignCalibration
 from ..engine import (DisAlignFreezeHook, FrozenStage2, calibration_param_names, freeze_stage2,
                       reinit_module_names, reinitialize)
 from ..engine.feature_stats import fix_feature_stats, stats_subset
+from .features import per_classifier
 
 
 class FeatureDataset:
@@ -66,7 +69,8 @@ class FeatureLoader:
     """Batches of cached features in the order of a sampler, as a
     ``DataLoader`` over the images would give them: ``dict(inputs=(B, C)
     features, data_samples=(B,) labels)``; with ``logits`` (the cached
-    stage-1 logits), ``inputs`` is ``dict(feats=..., logits=...)``."""
+    stage-1 logits), ``inputs`` is ``dict(feats=..., logits=...)``. Features
+    and logits may be tuples (one tensor per classifier)."""
 
     def __init__(self, feats: torch.Tensor, labels: torch.Tensor, sampler,
                  batch_size: int, drop_last: bool = False,
@@ -85,9 +89,9 @@ class FeatureLoader:
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             # index_select: half the time of advanced indexing on large caches
-            feats = torch.index_select(self.feats, 0, idx)
-            inputs = feats if self.logits is None else dict(
-                feats=feats, logits=torch.index_select(self.logits, 0, idx))
+            feats = per_classifier(lambda t: torch.index_select(t, 0, idx), self.feats)
+            inputs = feats if self.logits is None else dict(feats=feats, logits=per_classifier(
+                lambda t: torch.index_select(t, 0, idx), self.logits))
             yield dict(inputs=inputs, data_samples=torch.index_select(self.labels, 0, idx))
 
 
@@ -95,97 +99,118 @@ class CachedFeatureClassifier(BaseModel):
     """An mmpretrain classification head over cached features: the part of
     an ``ImageClassifier`` that a stage 2 on a frozen representation trains.
 
-    Parameter names are those of the classifier (``head.*``), so the
-    config's ``trainable`` / ``reinit`` patterns and ``paramwise_cfg`` apply
+    The cached features are the inputs of the head's classifier(s)
+    (:func:`~disalign_mm.cls.classifiers.classifier_spec`), so this model
+    runs exactly the part of the head after them: each classifier on its
+    cached input, their outputs combined as the head combines them
+    (:func:`~disalign_mm.cls.classifiers.combine_outputs`: one classifier's
+    output, DeiT's mean of two, Conformer's sum), and, for training, the
+    head's loss as mmpretrain's ``ClsHead`` computes it (its loss module on
+    the combined logits, averaged over the batch; Conformer: one loss per
+    classifier, summed). Whatever the head computes before its classifiers
+    (ViT's hidden layer, StackedLinear's blocks, LeViT's BatchNorm) is in
+    the cached features already.
+
+    Parameter names are those of the head (``head.*``), so the config's
+    ``trainable`` / ``reinit`` patterns and ``paramwise_cfg`` apply
     unchanged.
 
-    **Cached logits.** When the head's classifier is a calibrated layer
+    **Cached logits.** When a classifier is a calibrated layer
     (:mod:`disalign_mm.core.layers`: DisAlign, LWS and their ablations)
-    whose own weights are frozen, the head computes ``calibration(z, x)``
-    with ``z = classifier(x)`` fixed: :meth:`use_cached_logits` then takes
-    ``z`` from the cache instead of multiplying every batch by the
-    classifier (for 1000 classes and 2048-d features that product is nearly
-    all the cost of a training step). The stage-1 logits were computed in
-    other batch shapes than the training batches, which can change their
-    last bits: the trained parameters then equal a Runner's to float
-    rounding, not bit for bit (without cached logits they are equal).
+    whose own weights are frozen, it computes ``calibration(z, x)`` with
+    ``z = classifier(x)`` fixed: :meth:`use_cached_logits` then takes ``z``
+    from the cache instead of multiplying every batch by the classifier (for
+    1000 classes and 2048-d features that product is nearly all the cost of
+    a training step). The stage-1 logits were computed in other batch shapes
+    than the training batches, which can change their last bits: the
+    trained parameters then equal a Runner's to float rounding, not bit for
+    bit (without cached logits they are equal).
 
     Args:
-        head (nn.Module): An mmpretrain ``ClsHead`` whose ``pre_logits``
-            returns the last feature unchanged.
+        head (nn.Module): An mmpretrain head of
+            :mod:`disalign_mm.cls.classifiers` (stage 1 or second stage).
     """
 
     def __init__(self, head: nn.Module) -> None:
         super().__init__()
+        from ..cls.classifiers import classifier_spec
         self.head = head
-        self._checked = False
-        self._layer: Optional[nn.Module] = None  # set by use_cached_logits()
+        self.spec = getattr(head, 'stage2_spec', None) or classifier_spec(head)
+        self._fast: tuple = (False, ) * len(self.spec.paths)  # set by use_cached_logits()
 
-    def calibrated_layer(self) -> Optional[nn.Module]:
-        """The head's classifier when it is a calibrated layer whose own
-        weights are frozen (its outputs are then the cached logits), else
-        None."""
+    def classifiers(self) -> tuple:
+        """The head's classifier modules, in the order of the cached features."""
+        from ..cls.classifiers import classifier_modules
+        return classifier_modules(self.head, self.spec)
+
+    @staticmethod
+    def _frozen_calibrated(layer: nn.Module) -> bool:
         from ..core.layers import _Calibrated
-        layers = [m for m in self.head.modules() if isinstance(m, _Calibrated)]
-        if len(layers) != 1:
-            return None
-        layer = layers[0]
-        if any(p.requires_grad for p in layer.parameters(recurse=False)):
-            return None
-        return layer
+        return isinstance(layer, _Calibrated) and not any(
+            p.requires_grad for p in layer.parameters(recurse=False))
 
     @torch.no_grad()
-    def use_cached_logits(self, feats: torch.Tensor, logits: torch.Tensor) -> bool:
-        """Compute the calibration from cached logits from now on, when the
-        head allows it (see the class docstring) and the cached logits are
-        the head's classifier outputs: checked on ``feats``/``logits`` (a
-        few cached samples), so a stale cache or a head that does more than
-        ``classifier(pre_logits(x))`` is an error, not a silent difference.
-        Returns whether the cached logits are used."""
-        layer = self.calibrated_layer()
-        if layer is None:
-            self._layer = None
-            return False
+    def use_cached_logits(self, feats, logits) -> bool:
+        """Compute the calibrations from cached logits from now on, for the
+        classifiers that allow it (see the class docstring) and whose cached
+        logits are their outputs: checked on ``feats``/``logits`` (a few
+        cached samples; tuples for several classifiers), so a stale cache is
+        an error, not a silent difference. Returns whether the cached logits
+        are used (for any classifier)."""
         from ..core.layers import _Calibrated
-        z = super(_Calibrated, layer).forward(feats)  # the classifier alone
-        if not torch.allclose(z.float(), logits.float(), rtol=1e-3,
-                              atol=1e-3 * float(z.abs().max()) + 1e-6):
-            raise RuntimeError('the cached stage-1 logits are not the outputs of the stage-1 '
-                               'classifier on the cached features (max difference '
-                               f'{float((z - logits).abs().max()):.3g}): a stale cache? '
-                               'Recompute it.')
-        self._layer = layer
-        return True
+        xs, zs = _as_tuple(feats), _as_tuple(logits)
+        fast = []
+        for layer, x, z_cached in zip(self.classifiers(), xs, zs):
+            if not self._frozen_calibrated(layer):
+                fast.append(False)
+                continue
+            z = super(_Calibrated, layer).forward(x)  # the classifier alone
+            if not torch.allclose(z.float(), z_cached.float(), rtol=1e-3,
+                                  atol=1e-3 * float(z.abs().max()) + 1e-6):
+                raise RuntimeError('the cached stage-1 logits are not the outputs of the stage-1 '
+                                   'classifier on the cached features (max difference '
+                                   f'{float((z - z_cached).abs().max()):.3g}): a stale cache? '
+                                   'Recompute it.')
+            fast.append(True)
+        self._fast = tuple(fast)
+        return any(fast)
 
-    def forward(self, inputs, data_samples: Optional[torch.Tensor] = None,
-                mode: str = 'tensor'):
-        """``inputs``: ``(B, C)`` features, or ``dict(feats, logits)``
-        (logits used after :meth:`use_cached_logits`). ``mode='tensor'``:
-        logits ``(B, K)``; ``'loss'``: ``dict(loss=...)`` with
-        ``data_samples`` the labels ``(B,)``."""
+    def outputs(self, inputs) -> tuple:
+        """Each classifier's output on ``inputs`` (see :meth:`forward`)."""
         cached = None
         if isinstance(inputs, dict):
             inputs, cached = inputs['feats'], inputs.get('logits')
-        if self._layer is not None and cached is not None:
-            logits = self._layer.calibration(cached, inputs)
-        else:
-            feats = (inputs, )
-            if not self._checked:
-                if self.head.pre_logits(feats) is not inputs:
-                    raise TypeError(
-                        f'{type(self.head).__name__}.pre_logits changes its input, so cached '
-                        "features (the classifier's input) cannot be fed back through the "
-                        'head; the cached path supports heads whose pre_logits returns the '
-                        'last feature (LinearClsHead, CosineClsHead, the DisAlign heads)')
-                self._checked = True
-            logits = self.head(feats)
+        xs = _as_tuple(inputs)
+        zs = _as_tuple(cached) if cached is not None else (None, ) * len(xs)
+        if len(xs) != len(self.spec.paths):
+            raise ValueError(f'{len(xs)} cached features for a head with '
+                             f'{len(self.spec.paths)} classifiers {list(self.spec.paths)}')
+        return tuple(layer.calibration(z, x) if fast and z is not None else layer(x)
+                     for layer, x, z, fast in zip(self.classifiers(), xs, zs, self._fast))
+
+    def forward(self, inputs, data_samples: Optional[torch.Tensor] = None,
+                mode: str = 'tensor'):
+        """``inputs``: ``(B, C)`` features (a tuple of them, one per
+        classifier), or ``dict(feats, logits)`` (logits used after
+        :meth:`use_cached_logits`). ``mode='tensor'``: the head's logits ``(B,
+        K)``; ``'loss'``: ``dict(loss=...)`` with ``data_samples`` the labels
+        ``(B,)``."""
+        from ..cls.classifiers import combine_outputs
+        outs = self.outputs(inputs)
         if mode == 'tensor':
-            return logits
+            return combine_outputs(self.spec, outs)
         if mode == 'loss':
-            # ClsHead.loss: the loss module on the scores, averaged over the batch
-            return dict(loss=self.head.loss_module(logits, data_samples,
-                                                   avg_factor=logits.size(0)))
+            # ClsHead._get_loss: the loss module on the scores, averaged over
+            # the batch; ConformerHead's: one such loss per classifier, summed
+            scores = outs if self.spec.loss_per_classifier else (
+                combine_outputs(self.spec, outs), )
+            return dict(loss=sum(self.head.loss_module(z, data_samples, avg_factor=z.size(0))
+                                 for z in scores))
         raise ValueError(f'mode must be "tensor" or "loss", got {mode!r}')
+
+
+def _as_tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x, )
 
 
 def load_stage1_head(head: nn.Module, state: Dict[str, torch.Tensor]) -> None:
@@ -306,14 +331,19 @@ def _train(cfg, model: CachedFeatureClassifier, feats: torch.Tensor, labels: tor
     frozen = freeze_stage2(model, hook.trainable, allow_all=True)
     reinitialize(model, reinit_module_names(model, hook.reinit))
     frozen.set_eval()
-    feats = feats.float()
+    feats = per_classifier(lambda t: t.float(), feats)
     if logits is not None:
-        logits = logits.float()
-        if not model.use_cached_logits(feats[:64], logits[:64]):
+        logits = per_classifier(lambda t: t.float(), logits)
+        if not model.use_cached_logits(per_classifier(lambda t: t[:64], feats),
+                                       per_classifier(lambda t: t[:64], logits)):
             logits = None
 
     def inputs(idx):
-        return feats[idx] if logits is None else dict(feats=feats[idx], logits=logits[idx])
+        def take(t):
+            return t[idx]
+
+        x = per_classifier(take, feats)
+        return x if logits is None else dict(feats=x, logits=per_classifier(take, logits))
 
     # the confidence statistics, from the samples and in the batches the hook uses
     indices = stats_subset(len(labels), seed or 0, hook.feature_stats_iters,
@@ -349,29 +379,51 @@ def _train(cfg, model: CachedFeatureClassifier, feats: torch.Tensor, labels: tor
     return frozen
 
 
+def find_calibrations(model: nn.Module) -> Dict[str, DisAlignCalibration]:
+    """The model's DisAlign calibrations by module name (one per classifier)."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, DisAlignCalibration)}
+
+
 def find_calibration(model: nn.Module) -> Optional[DisAlignCalibration]:
     """The model's one DisAlign calibration (None when it has none)."""
-    found = [m for m in model.modules() if isinstance(m, DisAlignCalibration)]
+    found = list(find_calibrations(model).values())
     if len(found) > 1:
         raise ValueError(f'{len(found)} DisAlign calibrations in the model; expected one')
     return found[0] if found else None
 
 
 @torch.no_grad()
-def calibration_summary(model: nn.Module, feats: torch.Tensor, bins: int = 50) -> Optional[dict]:
+def calibration_summary(model: nn.Module, feats, bins: int = 50) -> Optional[dict]:
     """The learned magnitude and margin, and the histogram of the
-    confidence over ``feats`` (None without a calibration)."""
-    calib = find_calibration(model)
-    if calib is None:
+    confidence over ``feats`` (None without a calibration). For a head with
+    several calibrated classifiers (``feats`` a tuple, one per classifier):
+    ``dict(classifiers={name: summary})``, one summary per calibration."""
+    if isinstance(model, CachedFeatureClassifier):
+        layers = dict(zip(model.spec.paths, model.classifiers()))
+        feats = dict(zip(model.spec.paths, _as_tuple(feats)))
+        calibs = {p: getattr(m, 'calibration', None) for p, m in layers.items()}
+        calibs = {p: c for p, c in calibs.items() if isinstance(c, DisAlignCalibration)}
+    else:
+        calib = find_calibration(model)
+        calibs = {} if calib is None else {'': calib}
+        feats = {'': feats}
+    if not calibs:
         return None
-    sigma = calib.sigma(feats)
-    out = dict(alpha=calib.alpha.detach().tolist(), beta=calib.beta.detach().tolist())
-    if sigma is not None:
-        sigma = sigma.expand(feats.shape[0], 1) if sigma.dim() == 0 else sigma
-        out.update(sigma_hist=np.histogram(sigma.reshape(-1).numpy(), bins=bins,
-                                           range=(0, 1))[0].tolist(),
-                   sigma_mean=float(sigma.mean()))
-    return out
+
+    def one(calib: DisAlignCalibration, x: torch.Tensor) -> dict:
+        sigma = calib.sigma(x)
+        out = dict(alpha=calib.alpha.detach().tolist(), beta=calib.beta.detach().tolist())
+        if sigma is not None:
+            sigma = sigma.expand(x.shape[0], 1) if sigma.dim() == 0 else sigma
+            out.update(sigma_hist=np.histogram(sigma.reshape(-1).numpy(), bins=bins,
+                                               range=(0, 1))[0].tolist(),
+                       sigma_mean=float(sigma.mean()))
+        return out
+
+    summaries = {p: one(c, feats[p].float()) for p, c in calibs.items()}
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
+    return dict(classifiers=summaries)
 
 
 @torch.no_grad()
@@ -390,11 +442,14 @@ def evaluate(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
         :mod:`disalign_mm.engine.per_class`).
     """
     model.eval()
-    feats = feats.float()
+    feats = per_classifier(lambda t: t.float(), feats)
     scores = []
     for i in range(0, len(labels), batch_size):
-        x = feats[i:i + batch_size]
-        inputs = x if logits is None else dict(feats=x, logits=logits[i:i + batch_size].float())
+        def take(t):
+            return t[i:i + batch_size].float()
+
+        x = per_classifier(take, feats)
+        inputs = x if logits is None else dict(feats=x, logits=per_classifier(take, logits))
         scores.append(torch.softmax(model(inputs), dim=1))
     return score_predictions(torch.cat(scores), labels, counts, many_thr, few_thr, classes)
 

@@ -12,6 +12,8 @@ CFG_DIR = osp.join(REPO, 'configs')
 FMNIST_STAGE1 = osp.join(CFG_DIR, 'fashion_mnist_lt', 'resnet-s_1xb128-coslr-8e_fmnist-lt.py')
 FMNIST_STAGE2 = osp.join(CFG_DIR, 'fashion_mnist_lt',
                          'disalign_resnet-s_1xb128-coslr-6e_fmnist-lt.py')
+FMNIST_VIT_STAGE1 = osp.join(CFG_DIR, 'fashion_mnist_lt',
+                             'vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py')
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 
@@ -65,6 +67,20 @@ def tiny_fmnist_options(data_root: str, work_dir: str, max_epochs: int = 1) -> d
     for split in ('train', 'val', 'test'):
         for k, v in lt.items():
             opts[f'{split}_dataloader.dataset.{k}'] = v
+    return opts
+
+
+#: a ViT of the tiny fixture's size: width 16, one layer, 7x7 patches
+TINY_VIT = dict(embed_dims=16, num_layers=1, num_heads=2, feedforward_channels=16)
+
+
+def tiny_vit_options(data_root: str, work_dir: str, max_epochs: int = 1) -> dict:
+    """:func:`tiny_fmnist_options` for the tiny-ViT config: the data and
+    schedule shrunk the same way, the ViT one layer of width 16."""
+    opts = {k: v for k, v in tiny_fmnist_options(data_root, work_dir, max_epochs).items()
+            if not k.startswith('model.backbone.')}
+    opts.update({'model.backbone.arch': dict(TINY_VIT), 'model.backbone.patch_size': 7,
+                 'model.head.in_channels': 16})
     return opts
 
 

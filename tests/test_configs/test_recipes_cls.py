@@ -34,8 +34,9 @@ def test_config_matches_its_row(config):
         expected.update(sampler='DefaultSampler', rho='1.5' if '_cosine_' in name else '1.2',
                         trains='calibration')
     elif method == 'crt':  # Decouple: the re-initialised classifier, class-balanced
+        classifier = r'layers\.head' if '_vit-' in name else 'fc'
         expected.update(sampler='ClassBalancedSampler', rho='-',
-                        trains=r'^head\.fc\. (re-initialised)')
+                        trains=rf'^head\.{classifier}\. (re-initialised)')
     else:  # LWS: the per-class scales, class-balanced
         expected.update(sampler='ClassBalancedSampler', rho='-', trains='calibration')
     assert {k: row[k] for k in expected} == expected

@@ -30,12 +30,17 @@ def _write(tmp_path, key, stage1=fmnist_lt.STAGE1, options=None, **kw):
     return write_stage2_config(str(tmp_path / f'{key}.py'), stage1, changes, ['a test'])
 
 
-@pytest.mark.parametrize('key', sorted(SHIPPED))
+@pytest.mark.parametrize('key', sorted(SHIPPED) + ['vit-disalign'])
 def test_written_configs_are_the_shipped_ones(key, tmp_path):
     """Every key a Runner reads is the same in the written config and in the
-    shipped stage-2 config of the same method."""
-    written = _write(tmp_path, key)
-    shipped = load_config(config_path(SHIPPED[key]))
+    shipped stage-2 config of the same method (the ResNet's, and DisAlign of
+    the tiny ViT)."""
+    if key == 'vit-disalign':
+        written = _write(tmp_path, 'disalign', stage1=config_path('fmnist_vit_stage1'))
+        shipped = load_config(config_path('fmnist_vit_disalign'))
+    else:
+        written = _write(tmp_path, key)
+        shipped = load_config(config_path(SHIPPED[key]))
     for k in RUNNER_KEYS:
         assert written.get(k) == shipped.get(k), k
 
@@ -87,3 +92,62 @@ def test_wrapped_datasets_cosine_heads_and_unsupported_heads(tmp_path):
     assert 'linear classifier' in supports(method_by_key('taunorm'), load_config(str(stage1)))
     with pytest.raises(ValueError, match='second-stage config'):
         _write(tmp_path, 'crt', stage1=config_path('fmnist_disalign'))
+
+
+def test_other_heads_get_the_generic_second_stages(tmp_path):
+    """A ViT stage 1 with Mixup / CutMix: DisAlign is DisAlignHead over its
+    head (the stage-1 arguments kept), cRT re-trains ``layers.head``, the
+    batch augmentations are off in the trained second stages; the post-hoc
+    heads keep the stage-1 model as it is."""
+    stage1 = tmp_path / 'vit.py'
+    stage1.write_text(
+        f"_base_ = ['{config_path('fmnist_stage1')}']\n"
+        "model = dict(backbone=dict(_delete_=True, type='VisionTransformer', arch=dict("
+        "embed_dims=16, num_layers=1, num_heads=2, feedforward_channels=16), img_size=28, "
+        "patch_size=7, in_channels=1), neck=None, head=dict(_delete_=True, "
+        "type='VisionTransformerClsHead', num_classes=10, in_channels=16, hidden_dim=8, "
+        "loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')), "
+        "train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', "
+        "alpha=1.0)]))\n")
+    cfg = _write(tmp_path, 'disalign', stage1=str(stage1))
+    head = cfg.model.head
+    assert (head.type, head.base_type, head.hidden_dim) == ('DisAlignHead',
+                                                            'VisionTransformerClsHead', 8)
+    assert head.loss == dict(type='GRWCrossEntropyLoss', rho=1.2)
+    assert cfg.model.train_cfg is None
+    crt = _write(tmp_path, 'crt', stage1=str(stage1))
+    assert crt.model.head.type == 'VisionTransformerClsHead'
+    assert crt.model.head.loss.type == 'LabelSmoothLoss' and crt.model.train_cfg is None
+    freeze = crt.custom_hooks[-1]
+    assert (freeze.trainable, freeze.reinit) == ([r'^head\.layers\.head\.'],
+                                                 [r'head\.layers\.head'])
+    taunorm = _write(tmp_path, 'taunorm', stage1=str(stage1))
+    head = taunorm.model.head
+    assert (head.type, head.base_type) == ('TauNormHead', 'VisionTransformerClsHead')
+    assert taunorm.model.train_cfg.augments[0].type == 'Mixup'  # mim test only
+
+
+def test_crt_needs_a_head_mmpretrain_trains(tmp_path):
+    """mmpretrain refuses to train the distilled EfficientFormer head: cRT
+    (the stage-1 head re-trained) is skipped with the reason, DisAlign (whose
+    head trains on the test-time output) is not."""
+    stage1 = tmp_path / 'ef.py'
+    stage1.write_text(
+        f"_base_ = ['{config_path('fmnist_stage1')}']\n"
+        "model = dict(head=dict(_delete_=True, type='EfficientFormerClsHead', num_classes=10, "
+        "in_channels=64, distillation=True))\n")
+    cfg = load_config(str(stage1))
+    assert 'refuses to train the EfficientFormerClsHead' in supports(method_by_key('crt'), cfg)
+    assert supports(method_by_key('disalign'), cfg) is None
+    assert supports(method_by_key('taunorm'), cfg) is None
+
+
+def test_unsupported_stage1_heads_are_named(tmp_path):
+    stage1 = tmp_path / 'ml.py'
+    stage1.write_text(
+        f"_base_ = ['{config_path('fmnist_stage1')}']\n"
+        "model = dict(head=dict(_delete_=True, type='MultiLabelLinearClsHead', num_classes=10, "
+        "in_channels=64))\n")
+    with pytest.raises(NotImplementedError, match='MultiLabelLinearClsHead is a multi-label head'
+                       '.*supported: LinearClsHead, CosineClsHead, VisionTransformerClsHead'):
+        _write(tmp_path, 'disalign', stage1=str(stage1))

@@ -80,19 +80,54 @@ def test_stage1_head_must_fit():
         load_stage1_head(model.head, {'fc.weight': torch.randn(5, 4), 'fc.bias': torch.zeros(5)})
 
 
-def test_head_must_pass_the_feature_through():
-    """Cached features are the classifier's input: a head whose pre_logits
-    transforms its input cannot take them."""
+@pytest.mark.parametrize('name', ['VisionTransformerClsHead-hidden', 'DeiTClsHead',
+                                  'ConformerHead', 'StackedLinearClsHead', 'LeViTClsHead'])
+def test_cached_path_runs_the_head_after_its_classifiers(name):
+    """Fed the inputs of the head's classifiers (what the cache holds, read
+    by forward hooks), the cached path gives the head's logits and loss:
+    whatever the head computes before its classifiers (a hidden layer,
+    stacked blocks, BatchNorm, DeiT's two tokens) is not run again, and the
+    classifiers' outputs are combined as the head combines them."""
+    from mmpretrain.structures import DataSample
 
-    class Squash(torch.nn.Module):
-        def pre_logits(self, feats):
-            return feats[-1] * 2
+    from disalign_mm.cls.classifiers import classifier_modules
+    from tests.test_cls.test_any_head import _cfg, _feats, _stage1
+    head = build_head(_cfg(name, type='DisAlignHead', base_type=_cfg(name)['type'],
+                           loss=dict(type='CrossEntropyLoss')))
+    head.load_state_dict(_stage1(name).state_dict(), strict=False)
+    with torch.no_grad():  # a calibration that is not the identity
+        for m in head.modules():
+            if isinstance(m, DisAlignCalibration):
+                m.alpha.uniform_(0.5, 2)
+                m.beta.normal_()
+                m.confidence.weight.normal_()
+    head.eval()
+    model = CachedFeatureClassifier(head)
+    inputs = []
+    hooks = [m.register_forward_hook(lambda m, args, out: inputs.append(args[0]))
+             for m in classifier_modules(head, model.spec)]
+    feats = _feats(name)
+    want = head(feats)
+    want = sum(want) if isinstance(want, tuple) else want
+    for h in hooks:
+        h.remove()
+    cached = tuple(inputs) if len(inputs) > 1 else inputs[0]
+    torch.testing.assert_close(model(cached), want, rtol=0, atol=0)
+    labels = torch.arange(want.shape[0]) % 5
+    head.train()
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.eval()
+    want_loss = head.loss(feats, [DataSample().set_gt_label(int(y)) for y in labels])['loss']
+    got = model(cached, labels, mode='loss')['loss']
+    torch.testing.assert_close(got, want_loss, rtol=0, atol=0)
+    with pytest.raises(ValueError, match='cached features for a head with'):
+        model(torch.ones(2, 3) if len(inputs) > 1 else (inputs[0], inputs[0]))
 
-        def forward(self, feats):
-            return self.pre_logits(feats)
 
-    with pytest.raises(TypeError, match='pre_logits changes its input'):
-        CachedFeatureClassifier(Squash())(torch.ones(2, 3))
+def build_head(cfg):
+    from mmpretrain.registry import MODELS
+    return MODELS.build(cfg)
 
 
 def test_unsupported_training_is_an_error():
@@ -195,7 +230,7 @@ def test_stage2_on_features_equals_the_runner_stage2(key, stage1, tmp_path):
     torch.set_rng_state(rng)
     train_on_features(cfg2, fast, data['train']['feats'], labels,
                       logits=data['train']['logits'])
-    assert (fast._layer is not None) == (key not in ('crt', 'grw_only'))
+    assert any(fast._fast) == (key not in ('crt', 'grw_only'))
     for k, v in fast.head.state_dict().items():
         torch.testing.assert_close(v, want[k], rtol=1e-4, atol=1e-6, msg=k)
 
@@ -237,3 +272,103 @@ def test_cached_logits_must_be_the_classifiers():
         model.use_cached_logits(x, z + 1)
     model.head.fc.weight.requires_grad_(True)  # the classifier trains: no cached logits
     assert not model.use_cached_logits(x, z)
+
+
+class _TwoBranchToy(torch.nn.Module):
+    """A backbone with Conformer's output (``[conv feature, transformer
+    feature]`` of two widths), small enough for the tests."""
+
+    def __init__(self, **vit_args) -> None:  # the tiny-ViT config's arguments, unused
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, kernel_size=7, stride=7)
+        self.fc = torch.nn.Linear(64, 6)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return ([y.mean((2, 3)), torch.tanh(self.fc(y.flatten(1)))], )
+
+
+#: stage-1 heads other than LinearClsHead, on the tiny-ViT config: a ViT head
+#: with its hidden layer (the classifier's input is not the backbone's
+#: output), DeiT (two classifiers, mean) and Conformer's head (two
+#: classifiers of two widths, sum, one loss per classifier)
+OTHER_HEADS = {
+    'vit-hidden': {'model.head.hidden_dim': 12},
+    'deit': {'model.backbone.type': 'DistilledVisionTransformer',
+             'model.head.type': 'DeiTClsHead'},
+    'conformer': {'model.backbone.type': '_TwoBranchToy', 'model.head.type': 'ConformerHead',
+                  'model.head.in_channels': [4, 6]},
+}
+
+
+@pytest.fixture(scope='module', params=sorted(OTHER_HEADS))
+def other_stage1(request, tmp_path_factory):
+    from mmengine.runner import Runner
+    from mmpretrain.registry import MODELS
+
+    from tests.test_cls.fixtures import FMNIST_VIT_STAGE1, tiny_vit_options
+    MODELS.register_module('_TwoBranchToy', module=_TwoBranchToy, force=True)
+    root = make_fmnist(str(tmp_path_factory.mktemp('fmnist')))
+    work = str(tmp_path_factory.mktemp('stage1'))
+    opts = dict(tiny_vit_options(root, work, 1), **SUBSET, **OTHER_HEADS[request.param])
+    cfg1 = load_cfg(FMNIST_VIT_STAGE1, opts)
+    fix_schedule(cfg1, 1)
+    Runner.from_cfg(cfg1).train()
+    return request.param, root, cfg1, opts, f'{work}/epoch_1.pth'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('key', ['disalign', 'crt'])
+def test_stage2_of_other_heads_on_features_equals_the_runner_stage2(key, other_stage1, tmp_path):
+    """The same for heads whose classifier is not the backbone's output or
+    that have two classifiers: the cached path (the classifiers' inputs,
+    read by forward hooks) trains to the Runner's parameters."""
+    import copy
+
+    from mmengine.runner import Runner
+
+    from disalign_mm.second_stage.select import nested_options
+    from tests.test_cls.fixtures import FMNIST_VIT_STAGE1
+    name, root, cfg1, opts1, ckpt = other_stage1
+    method = method_by_key(key)
+    opts = dict(opts1, work_dir=str(tmp_path / 'stage2'))
+    changes = stage2_changes(cfg1, method, Schedule(epochs=2), ckpt, None, 0, 20, 8,
+                             nested_options(opts))
+    cfg2 = trial_config(write_stage2_config(str(tmp_path / f'{key}.py'), FMNIST_VIT_STAGE1,
+                                            changes), {'lr': 0.3})
+    fix_schedule(cfg2, 2)
+    data = cached_features(str(tmp_path / 'cache'), cfg1, ckpt,
+                           {'train': train_dataset(cfg2)}, log=lambda m: None, progress=False)
+    two = name in ('deit', 'conformer')
+    assert isinstance(data['train']['feats'], tuple) == two
+    labels = data['train']['labels']
+    counts = torch.bincount(labels, minlength=10).tolist()
+    model = build_stage2_model(cfg2, data['head_state'], counts, seed=0)
+    rng = torch.get_rng_state()
+    runner = Runner.from_cfg(copy.deepcopy(cfg2))
+    runner.register_hook(_SetRNGState(rng), priority='HIGHEST')
+    runner.train()
+    want = runner.model.head.state_dict()
+    torch.set_rng_state(rng)
+    # DisAlign with the cached logits (equal to float rounding), cRT without
+    # (equal bit for bit, but for ViT's hidden layer: the cached features are
+    # its outputs in the extraction's batch shapes, which can change last bits)
+    logits = data['train']['logits'] if key == 'disalign' else None
+    frozen = train_on_features(cfg2, model, data['train']['feats'], labels, logits=logits)
+    assert any(model._fast) == (key == 'disalign')
+    got = model.head.state_dict()
+    assert set(got) == set(want)
+    for k in want:
+        if logits is None and name != 'vit-hidden':
+            assert torch.equal(got[k], want[k]), (k, (got[k] - want[k]).abs().max())
+        else:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-6, msg=k)
+    trainable = {n for n, p in runner.model.named_parameters() if p.requires_grad}
+    assert set(frozen.trainable) == trainable
+    if key == 'crt':
+        classifiers = {'vit-hidden': ['layers.head'], 'deit': ['layers.head', 'layers.head_dist'],
+                       'conformer': ['conv_cls_head', 'trans_cls_head']}[name]
+        assert trainable == {f'head.{c}.{p}' for c in classifiers for p in ('weight', 'bias')}
+    else:
+        assert trainable == set(calibration_param_names(runner.model))
+        assert len({n.rsplit('.calibration.')[0] for n in trainable}) == (2 if two else 1)

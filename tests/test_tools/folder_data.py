@@ -64,6 +64,34 @@ MODEL = '''dict(
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes={num_classes}, in_channels=8,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))'''
+#: ``stage1_config(model=...)``: stage-1 models with other heads than
+#: LinearClsHead, their classifier(s) and what a user of each writes
+OTHER_MODELS = {
+    # a ViT with the hidden layer before its classifier (VisionTransformerClsHead)
+    'vit': '''dict(
+    type='ImageClassifier',{preprocessor}
+    backbone=dict(type='VisionTransformer', img_size=16, patch_size=4, drop_rate=0.1,
+                  arch=dict(embed_dims=16, num_layers=1, num_heads=2, feedforward_channels=16)),
+    head=dict(type='VisionTransformerClsHead', num_classes={num_classes}, in_channels=16,
+              hidden_dim=12, loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1)))''',
+    # DeiT: a class and a distillation token, two classifiers averaged
+    'deit': '''dict(
+    type='ImageClassifier',{preprocessor}
+    backbone=dict(type='DistilledVisionTransformer', img_size=16, patch_size=4,
+                  arch=dict(embed_dims=16, num_layers=1, num_heads=2, feedforward_channels=16)),
+    head=dict(type='DeiTClsHead', num_classes={num_classes}, in_channels=16,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))''',
+    # MobileNetV3's head: hidden blocks (with BatchNorm) before the last fc
+    'stacked': '''dict(
+    type='ImageClassifier',{preprocessor}
+    backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4, base_channels=4,
+                  num_stages=2, strides=(1, 2), dilations=(1, 1), out_indices=(1, ),
+                  style='pytorch'),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='StackedLinearClsHead', num_classes={num_classes}, in_channels=8,
+              mid_channels=[12], norm_cfg=dict(type='BN1d'), dropout_rate=0.2,
+              act_cfg=dict(type='HSwish'), loss=dict(type='CrossEntropyLoss')))''',
+}
 SCHEDULE = '''
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4))
 param_scheduler = dict(type='CosineAnnealingLR', T_max=3, by_epoch=True)
@@ -84,7 +112,7 @@ def _dataset(root: str, prefix: str, pipeline: str, **extra) -> str:
 
 def stage1_config(root: str, convention: str = 'in-model', num_classes: int = 4,
                   train: Optional[str] = None, test: Optional[str] = None,
-                  val: Optional[str] = None) -> str:
+                  val: Optional[str] = None, model: Optional[str] = None) -> str:
     """A stage-1 config, as users write one.
 
     Conventions: ``'in-model'`` (``data_preprocessor`` inside ``model``),
@@ -94,25 +122,27 @@ def stage1_config(root: str, convention: str = 'in-model', num_classes: int = 4,
     ImageNet's mean, std and ``to_rgb=True``, the data sets replaced).
     ``train``, ``test``, ``val``: data set config texts replacing the
     default image folders (``pipeline`` names ``train_pipeline`` /
-    ``test_pipeline``).
+    ``test_pipeline``). ``model``: a key of :data:`OTHER_MODELS` (default:
+    the ResNet with a ``LinearClsHead``).
     """
+    template = OTHER_MODELS[model] if model else MODEL
     pre = f'dict(num_classes={num_classes}, mean={MEAN}, std={STD}, to_rgb=False)'
     lines = []
     if convention == 'mmpretrain-base':
         lines.append("_base_ = ['mmpretrain::_base_/datasets/imagenet_bs32.py', "
                      "'mmpretrain::_base_/default_runtime.py']")
-        model = MODEL.format(preprocessor='', num_classes=num_classes)
+        model = template.format(preprocessor='', num_classes=num_classes)
         delete = '_delete_=True, '
     else:
         lines.append("_base_ = ['mmpretrain::_base_/default_runtime.py']")
         delete = ''
         if convention == 'in-model':
-            model = MODEL.format(preprocessor=f'\n    data_preprocessor={pre},',
-                                 num_classes=num_classes)
+            model = template.format(preprocessor=f'\n    data_preprocessor={pre},',
+                                    num_classes=num_classes)
         elif convention in ('top-level', 'top-level-rgb'):
             rgb = convention == 'top-level-rgb'
             lines.append('data_preprocessor = ' + pre.replace('to_rgb=False', f'to_rgb={rgb}'))
-            model = MODEL.format(preprocessor='', num_classes=num_classes)
+            model = template.format(preprocessor='', num_classes=num_classes)
         else:
             raise ValueError(convention)
     train = train or _dataset(root, 'train', 'train_pipeline')

@@ -142,3 +142,37 @@ def test_readme_table_is_the_committed_tool_output():
     summary = {k: dict(v) for k, v in res['summary'].items()}
     assert report.markdown(summary, fmnist_lt.GROUPS, fmnist_lt.intro(res['meta']),
                            res['meta']['command']).rstrip() == md
+
+
+@pytest.mark.slow
+def test_the_vit_stage1_runs_the_same_comparison(tmp_path):
+    """``--stage1 vit``: the tiny ViT (VisionTransformerClsHead, classifier
+    ``layers.head``) as stage 1 of the same comparison, in its own folders;
+    its wall time is recorded."""
+    from tests.test_cls.fixtures import TINY_VIT
+    root = make_fmnist(str(tmp_path / 'fmnist'))
+    work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
+    argv = tiny_args(root, work, out, '--stage1', 'vit', '--seeds', '0', '--quick', '--methods',
+                     'stage1', 'crt', 'taunorm', 'logitadj', 'disalign', '--no-plots')
+    opts = argv[argv.index('--cfg-options') + 1:]
+    opts = [o for o in opts if not o.startswith(('model.backbone.', 'model.head.'))]
+    opts += [f'model.backbone.arch.{k}={v}' for k, v in TINY_VIT.items()]
+    opts += ['model.backbone.patch_size=7', 'model.head.in_channels=16']
+    argv = argv[:argv.index('--cfg-options') + 1] + opts
+    result = main(argv)
+    assert result['meta']['stage1'] == 'vit'
+    assert result['meta']['stage1_config'] == \
+        'configs/fashion_mnist_lt/vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py'
+    assert result['meta']['stage1_times_s']['seed 0']['seconds'] > 0
+    run = result['per_seed']['0']['methods']
+    assert set(run) == {'stage1', 'crt', 'taunorm', 'logitadj', 'disalign'}
+    md = open(osp.join(out, 'results.md')).read()
+    assert 'stage 1 a tiny ViT' in md and '| DisAlign |' in md
+    exported = glob.glob(osp.join(work, 'seed0', 'second_stage', 'stage2_*.py'))
+    assert exported  # the best on validation, from the ViT's stage 1
+    assert parse_default_work_dir(['--stage1', 'vit']).endswith('work_dirs/benchmark-vit')
+
+
+def parse_default_work_dir(argv):
+    ns = runpy.run_path(TOOL)['parse_args'](argv)
+    return ns.work_dir or osp.join(REPO, 'work_dirs', 'benchmark-' + ns.stage1)

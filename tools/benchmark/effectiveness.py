@@ -36,6 +36,12 @@ it, per seed and per class), and the plots of :mod:`disalign_mm.benchmarks.plots
 
 Stage-1 checkpoints and the stage-1 output caches live in ``--work-dir`` and
 are reused when their settings match; ``--retrain`` forces stage 1 again.
+
+``--stage1 vit`` runs the same comparison from the tiny ViT of
+``configs/fashion_mnist_lt/vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py``
+(mmpretrain's ``VisionTransformerClsHead``: the second stages calibrate its
+``layers.head``), in its own folders (``work_dirs/benchmark-vit``;
+``make benchmark-vit`` writes ``tools/benchmark/results-vit``).
 """
 import argparse
 import json
@@ -48,7 +54,8 @@ import torch
 from mmengine.config import DictAction
 
 from disalign_mm.benchmarks import fmnist_lt, report
-from disalign_mm.benchmarks.stage1 import Stage1Error, Stage1Run, train_stage1
+from disalign_mm.benchmarks.configs import config_name
+from disalign_mm.benchmarks.stage1 import WALL_TIME_FILE, Stage1Error, Stage1Run, train_stage1
 from disalign_mm.second_stage.config import load_config
 from disalign_mm.second_stage.methods import PEERS, Schedule
 from disalign_mm.second_stage.select import Settings, select_second_stage
@@ -67,8 +74,11 @@ def fail(msg: str) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'),
-                        help='stage-1 checkpoints and feature caches')
+    parser.add_argument('--stage1', choices=sorted(fmnist_lt.STAGE1S), default='resnet',
+                        help='the stage-1 model: the small ResNet (default) or the tiny ViT')
+    parser.add_argument('--work-dir', default=None,
+                        help='stage-1 checkpoints and feature caches (default: '
+                        'work_dirs/benchmark, work_dirs/benchmark-vit for --stage1 vit)')
     parser.add_argument('--out-dir', default=None,
                         help='results.md, results.json and the plots (default: --work-dir)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -95,9 +105,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def stage1_times(runs) -> dict:
+    """The wall time of each stage-1 run trained by this or an earlier run
+    (its ``wall_time.json``), by run name."""
+    out = {}
+    for run in runs:
+        path = osp.join(run.work_dir, WALL_TIME_FILE)
+        if osp.isfile(path):
+            with open(path) as f:
+                out[run.name] = json.load(f)
+    return out
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    args.work_dir = osp.abspath(args.work_dir)
+    stage1_config = fmnist_lt.STAGE1S[args.stage1]
+    args.work_dir = osp.abspath(args.work_dir or osp.join(
+        REPO, 'work_dirs', 'benchmark' + ('' if args.stage1 == 'resnet' else f'-{args.stage1}')))
     out_dir = osp.abspath(args.out_dir or args.work_dir)
     torch.set_num_threads(args.threads)
     if len(set(args.seeds)) != len(args.seeds):
@@ -135,14 +159,14 @@ def main(argv=None) -> dict:
     stage1_runs = [Stage1Run(f'seed {s}', osp.join(seed_dir(s), 'stage1'), options(s))
                    for s in args.seeds]
     try:
-        ckpts = train_stage1(fmnist_lt.STAGE1, stage1_runs, jobs=args.jobs, threads=args.threads,
+        ckpts = train_stage1(stage1_config, stage1_runs, jobs=args.jobs, threads=args.threads,
                              retrain=args.retrain, cwd=REPO, log=log)
     except Stage1Error as e:
         fail(str(e))
     keys = [m.key for m in methods if m.key != 'stage1']
     per_seed = {}
     for s in args.seeds:
-        cfg = load_config(fmnist_lt.STAGE1, options(s))
+        cfg = load_config(stage1_config, options(s))
         splits = fmnist_lt.extra_splits(cfg)
         settings = Settings(
             methods=[k for k in PEERS if k in keys] + [k for k in keys if k not in PEERS],
@@ -150,7 +174,7 @@ def main(argv=None) -> dict:
             recompute=args.retrain, export='best')
         t0 = time.time()
         res = select_second_stage(
-            fmnist_lt.STAGE1, ckpts[f'seed {s}'], osp.join(seed_dir(s), 'second_stage'),
+            stage1_config, ckpts[f'seed {s}'], osp.join(seed_dir(s), 'second_stage'),
             settings, options=options(s), val_dataset=splits['val'],
             extra_splits=dict(balanced=splits['balanced']), extra_methods=[fmnist_lt.BOUND],
             log=lambda msg, s=s: log(f'seed {s}: {msg}'))
@@ -164,10 +188,12 @@ def main(argv=None) -> dict:
                            methods=runs)
         log(f'seed {s}: second stages done in {time.time() - t0:.0f} s')
 
-    cfg0 = load_config(fmnist_lt.STAGE1, options(args.seeds[0]))
+    cfg0 = load_config(stage1_config, options(args.seeds[0]))
     command = 'python tools/benchmark/effectiveness.py' + ''.join(
         f' {a}' for a in (argv if argv is not None else sys.argv[1:]))
-    meta = dict(seeds=list(args.seeds), imb_factor=args.imb_factor, n_max=args.n_max,
+    meta = dict(stage1=args.stage1, stage1_config=config_name(stage1_config),
+                stage1_times_s=stage1_times(stage1_runs),
+                seeds=list(args.seeds), imb_factor=args.imb_factor, n_max=args.n_max,
                 val_per_class=args.val_per_class, many_thr=cfg0.val_evaluator.many_thr,
                 few_thr=cfg0.val_evaluator.few_thr, command=command.strip(),
                 grids=res['meta']['grids'], quick=args.quick,

@@ -1,0 +1,15 @@
+# Post-hoc tau-normalisation (Decouple, Kang et al. ICLR 2020) on
+# ImageNet-LT, ViT-B/16 from CLIP: a training-free peer of DisAlign. The
+# stage-1 model tested with the rows of its classifier (layers.head) divided
+# by ||w_j|| ** tau (bias dropped). Test only, on the stage-1 checkpoint:
+#
+#   mim test mmpretrain configs/imagenet_lt/tau-norm_vit-base-p16_clip-pre_imagenet-lt.py \
+#       --checkpoint work_dirs/vit-base-p16_clip-pre_8xb16-coslr-10e_imagenet-lt/epoch_10.pth
+_base_ = ['./vit-base-p16_clip-pre_8xb16-coslr-10e_imagenet-lt.py']
+
+# tau = 0.7, Decouple's value for ImageNet-LT ResNet-50 (none is published
+# for this model); choose tau on a validation split
+# (test_dataloader.dataset.ann_file=ImageNet_LT_val.txt)
+model = dict(
+    backbone=dict(init_cfg=None),
+    head=dict(type='TauNormHead', base_type='VisionTransformerClsHead', tau=0.7))
