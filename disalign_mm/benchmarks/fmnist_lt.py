@@ -72,6 +72,17 @@ def extra_splits(cfg) -> Dict[str, dict]:
     return dict(val=dict(train, split='val'), balanced=dict(train, imb_factor=1.0))
 
 
+#: the groups the README shows (the ablations and the bound are in
+#: results.md, which docs/benchmark.md includes)
+README_GROUPS = ('main', )
+
+
+def readme_markdown(summary: Dict[str, dict], meta: dict) -> str:
+    """The README's table: :data:`README_GROUPS` of results.md."""
+    from .report import markdown
+    return markdown(summary, {g: GROUPS[g] for g in README_GROUPS}, intro(meta), meta['command'])
+
+
 def intro(meta: dict) -> str:
     """The paragraph above the tables."""
     seeds = meta['seeds']

@@ -12,6 +12,17 @@ from ..second_stage.report import format_hp
 METRICS = ('top1', 'many', 'medium', 'few')
 README_BEGIN = '<!-- effectiveness:begin (written by tools/benchmark/effectiveness.py) -->'
 README_END = '<!-- effectiveness:end -->'
+
+
+def readme_markers(stage1: str = 'resnet') -> tuple:
+    """The README lines between which the benchmark of the stage-1 model
+    ``stage1`` writes its table: one section per stage-1 model."""
+    if stage1 == 'resnet':
+        return README_BEGIN, README_END
+    return (f'<!-- effectiveness-{stage1}:begin (written by tools/benchmark/effectiveness.py '
+            f'--stage1 {stage1}) -->', f'<!-- effectiveness-{stage1}:end -->')
+
+
 PLOT_TITLES = {
     'per_class_accuracy.png': 'Per-class accuracy, most frequent class first',
     'calibration_vs_frequency.png': 'Learned magnitude and margin against class frequency',
@@ -64,35 +75,36 @@ def markdown(summary: Dict[str, dict], groups: Dict[str, str], intro: str,
     return '\n'.join(lines) + '\n'
 
 
-def readme_block(md: str, plots: Sequence[str], readme: str) -> str:
+def readme_block(md: str, plots: Sequence[str], readme: str,
+                 markers: tuple = (README_BEGIN, README_END)) -> str:
     """The README's results section: the markers, the table and the plots
     (linked relative to the README)."""
     base = osp.dirname(osp.abspath(readme))
-    lines = [README_BEGIN, md.rstrip(), '']
+    lines = [markers[0], md.rstrip(), '']
     for p in plots:
         rel = osp.relpath(p, base).replace(os.sep, '/')
         lines.append(f'![{PLOT_TITLES.get(osp.basename(p), osp.basename(p))}]({rel})')
-    lines.append(README_END)
+    lines.append(markers[1])
     return '\n'.join(lines)
 
 
-def check_readme(readme: str) -> str:
+def check_readme(readme: str, markers: tuple = (README_BEGIN, README_END)) -> str:
     """The README's text; an error unless it has exactly one begin marker
     and one end marker after it."""
+    begin, end = markers
     with open(readme) as f:
         text = f.read()
-    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1 or \
-            text.index(README_BEGIN) > text.index(README_END):
-        raise ValueError(f'{readme} needs exactly one {README_BEGIN!r} line and one '
-                         f'{README_END!r} line after it, where the results go')
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f'{readme} needs exactly one {begin!r} line and one '
+                         f'{end!r} line after it, where the results go')
     return text
 
 
-def update_readme(readme: str, block: str) -> None:
+def update_readme(readme: str, block: str, markers: tuple = (README_BEGIN, README_END)) -> None:
     """Replace the README's section between the markers (included) with
     ``block``."""
-    text = check_readme(readme)
-    head, rest = text.split(README_BEGIN)
-    _, tail = rest.split(README_END)
+    text = check_readme(readme, markers)
+    head, rest = text.split(markers[0])
+    _, tail = rest.split(markers[1])
     with open(readme, 'w') as f:
         f.write(head + block + tail)

@@ -30,7 +30,6 @@ Their forward is the classifier's followed by the adjustment. They are
 inference layers: in training mode they refuse to run (a post-hoc second
 stage has nothing to train; test the stage-1 checkpoint with it).
 """
-import math
 from typing import Optional
 
 import numpy as np
@@ -39,19 +38,7 @@ from torch import nn
 
 from .cosine import CosineLinear
 from .grw import Counts
-from .posthoc import class_log_prior, logit_adjust
-
-
-def check_strength(value: float, name: str, what: str) -> float:
-    """``value`` as a float; an error naming ``what`` and ``name`` (e.g.
-    ``gamma``) unless it is a finite number >= 0."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = float('nan')
-    if isinstance(value, bool) or not math.isfinite(out) or out < 0:
-        raise ValueError(f'{what}: {name} must be a finite number >= 0, got {value!r}')
-    return out
+from .posthoc import check_strength, class_log_prior, logit_adjust
 
 
 def class_log_counts(class_counts: Counts,

@@ -20,16 +20,22 @@ import torch
 from .grw import Counts
 
 
+def check_strength(value: float, name: str, what: str) -> float:
+    """``value`` as a float; an error naming ``what`` and ``name`` (``tau``,
+    ``gamma``) unless it is a finite number >= 0."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float('nan')
+    if isinstance(value, bool) or not math.isfinite(out) or out < 0:
+        raise ValueError(f'{what}: {name} must be a finite number >= 0, got {value!r}')
+    return out
+
+
 def check_tau(tau: float, what: str) -> float:
     """``tau`` as a float; an error naming ``what`` unless it is a finite
     number >= 0."""
-    try:
-        value = float(tau)
-    except (TypeError, ValueError):
-        value = float('nan')
-    if isinstance(tau, bool) or not math.isfinite(value) or value < 0:
-        raise ValueError(f'{what}: tau must be a finite number >= 0, got {tau!r}')
-    return value
+    return check_strength(tau, 'tau', what)
 
 
 def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:

@@ -489,8 +489,6 @@ def cached_features(cache_dir: str,
         prepared (dict, optional): :func:`prepare_datasets` of ``datasets``
             when the caller has it.
     """
-    from mmengine.utils import ProgressBar
-
     if dtype not in DTYPES:
         raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
     if not osp.isfile(checkpoint):
@@ -545,18 +543,36 @@ def cached_features(cache_dir: str,
     cache.save(dict(state={k[len('head.'):]: v.detach().cpu().clone()
                            for k, v in model.state_dict().items() if k.startswith('head.')}),
                'head.pth')
+    loader = loader_config(cfg, batch_size, num_workers)
+    return fill_cache(
+        cache, sets,
+        lambda ds, split, start, bar: _extract_split(model, spec, ds, cache, split, start, loader,
+                                                     shard_size, DTYPES[dtype], bar),
+        device, older, t0, progress, log)
+
+
+def fill_cache(cache, sets: dict, extract: Callable, device, older: List[str], t0: float,
+               progress: bool = True, log: Callable[[str], None] = print,
+               describe: str = '') -> dict:
+    """Fill the splits of ``cache`` (a :class:`FeatureCache`, or the dense
+    tool's) still missing, resuming where an interrupted run stopped:
+    ``extract(dataset, split, start, bar)`` writes the records of
+    ``dataset[start:]``; then mark the cache complete, remove the ``older``
+    caches and return the loaded cache. ``describe``: what a record holds,
+    for the log."""
+    from mmengine.utils import ProgressBar
+
     todo = {k: (cache.done(k), len(ds)) for k, ds in sets.items()}
     resumed = sum(d for d, _ in todo.values())
     total = sum(n - d for d, n in todo.values())
     log(f'stage-1 outputs of {", ".join(f"{k} {n}" for k, (_, n) in todo.items())} images on '
-        f'{device}' + (f' (resuming: {resumed} already cached)' if resumed else ''))
-    loader = loader_config(cfg, batch_size, num_workers)
+        f'{device}' + (f' (resuming: {resumed} already cached)' if resumed else '')
+        + (f'; per image: {describe}' if describe else ''))
     bar = ProgressBar(total) if progress and total else None
     for split, ds in sets.items():
         done, n = todo[split]
         if done < n:
-            _extract_split(model, spec, ds, cache, split, done, loader, shard_size,
-                           DTYPES[dtype], bar)
+            extract(ds, split, done, bar)
         cache.finish_split(split, n)
     if bar is not None:
         print(flush=True)

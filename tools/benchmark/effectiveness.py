@@ -32,7 +32,10 @@ It writes ``results.md`` (mean +- std over the seeds of All / Many / Medium
 / Few top-1 accuracy, with the chosen values) and ``results.json`` (all of
 it, per seed and per class), and the plots of :mod:`disalign_mm.benchmarks.plots`.
 ``--out-dir`` sets where (the README's table and plots come from
-``--out-dir tools/benchmark/results``).
+``--out-dir tools/benchmark/results``). ``--readme`` also writes the
+headline table (DisAlign and its peers; the ablations stay in
+``results.md``) into the README, between the markers of the stage-1 model
+(:func:`disalign_mm.benchmarks.report.readme_markers`).
 
 Stage-1 checkpoints and the stage-1 output caches live in ``--work-dir`` and
 are reused when their settings match; ``--retrain`` forces stage 1 again.
@@ -41,7 +44,8 @@ are reused when their settings match; ``--retrain`` forces stage 1 again.
 ``configs/fashion_mnist_lt/vit-tiny-p4_1xb128-coslr-20e_fmnist-lt.py``
 (mmpretrain's ``VisionTransformerClsHead``: the second stages calibrate its
 ``layers.head``), in its own folders (``work_dirs/benchmark-vit``;
-``make benchmark-vit`` writes ``tools/benchmark/results-vit``).
+``make benchmark-vit`` writes ``tools/benchmark/results-vit`` and the
+README's tiny-ViT table).
 """
 import argparse
 import json
@@ -97,8 +101,10 @@ def parse_args(argv=None):
                         help='run only these (keys: ' + ', '.join(m.key for m in METHODS) + ')')
     parser.add_argument('--no-plots', action='store_true')
     parser.add_argument('--readme', default=None,
-                        help='also write the table and the plots into this file, between '
-                        f'the lines {report.README_BEGIN!r} and {report.README_END!r}')
+                        help='also write the headline table (and the ResNet run\'s plots) into '
+                        f'this file, between the lines {report.README_BEGIN!r} and '
+                        f'{report.README_END!r} (--stage1 vit: '
+                        f'{report.readme_markers("vit")[0]!r} and its end line)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='key=value overrides of every config (stage 1 and 2), as mim '
                         'train --cfg-options')
@@ -133,9 +139,10 @@ def main(argv=None) -> dict:
     unknown = [k for k in args.methods or [] if k not in known]
     if unknown:
         fail(f'unknown --methods {unknown}; choose from {known}')
+    markers = report.readme_markers(args.stage1)
     if args.readme:
         try:
-            report.check_readme(args.readme)  # before the run, not after it
+            report.check_readme(args.readme, markers)  # before the run, not after it
         except ValueError as e:
             fail(str(e))
     os.makedirs(out_dir, exist_ok=True)
@@ -215,8 +222,11 @@ def main(argv=None) -> dict:
         plots = make_plots(result, out_dir)
         for p in plots:
             log(f'plot: {p}')
-    if args.readme:
-        report.update_readme(args.readme, report.readme_block(md, plots, args.readme))
+    if args.readme:  # the headline table (and the ResNet run's plots); the rest in results.md
+        block = report.readme_block(fmnist_lt.readme_markdown(summary, meta),
+                                    plots if args.stage1 == 'resnet' else [], args.readme,
+                                    markers)
+        report.update_readme(args.readme, block, markers)
         log(f'{args.readme}: results section updated')
     log(f'results: {osp.join(out_dir, "results.md")}, {osp.join(out_dir, "results.json")} '
         f'({time.time() - t_start:.0f} s)')

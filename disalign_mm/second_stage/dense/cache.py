@@ -22,7 +22,6 @@ log and rebuilt; loaded weights-only.
 """
 import copy
 import os.path as osp
-import shutil
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -32,8 +31,8 @@ import torch
 from ...engine.build import build_model
 from ...engine.utils import checkpoint_weights
 from ..data import fingerprint_summary, plain
-from ..features import (FeatureCache, check_checkpoint_fits, differences, file_sha256, key_name,
-                        other_caches, read_manifest)
+from ..features import (FeatureCache, check_checkpoint_fits, differences, file_sha256, fill_cache,
+                        key_name, other_caches, read_manifest)
 
 CACHE_FORMAT = 'disalign_mm/dense-outputs@1'
 DTYPES = {'float32': torch.float32, 'float16': torch.float16}
@@ -195,8 +194,6 @@ def cached_outputs(host,
         dict: ``{split: [record, ...], 'meta': {...}, 'fingerprints': {...}}``
         with the records in data set order.
     """
-    from mmengine.utils import ProgressBar
-
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'stage-1 checkpoint {checkpoint!r} does not exist')
     sets, fingerprints = prepared['datasets'], prepared['fingerprints']
@@ -227,26 +224,9 @@ def cached_outputs(host,
         cache.create()
         cache.save({k: v for k, v in fingerprints.items() if v is not None}, 'fingerprints.pth')
     cache.manifest['meta'] = dict(host.meta(model), checkpoint=osp.abspath(checkpoint))
-    todo = {k: (cache.done(k), len(ds)) for k, ds in sets.items()}
-    resumed = sum(d for d, _ in todo.values())
-    total = sum(n - d for d, n in todo.values())
-    log(f'stage-1 outputs of {", ".join(f"{k} {n}" for k, (_, n) in todo.items())} images on '
-        f'{device}' + (f' (resuming: {resumed} already cached)' if resumed else '')
-        + f'; per image: {host.describe_record()}')
     loader = loader_config(cfg, batch_size, num_workers)
-    bar = ProgressBar(total) if progress and total else None
-    for split, ds in sets.items():
-        done, n = todo[split]
-        if done < n:
-            _extract_split(host, model, ds, cache, split, done, loader, shard_size, bar)
-        cache.finish_split(split, n)
-    if bar is not None:
-        print(flush=True)
-    cache.manifest['complete'] = all(e['complete'] for e in cache.manifest['splits'].values())
-    cache.write_manifest()
-    if not cache.manifest['complete']:
-        raise RuntimeError(f'the cache in {cache.path} is incomplete after extraction')
-    for path in older:
-        shutil.rmtree(path, ignore_errors=True)
-    log(f'stage-1 outputs cached in {cache.path} ({time.time() - t0:.0f} s)')
-    return cache.load()
+    return fill_cache(
+        cache, sets,
+        lambda ds, split, start, bar: _extract_split(host, model, ds, cache, split, start, loader,
+                                                     shard_size, bar),
+        device, older, t0, progress, log, describe=host.describe_record())

@@ -40,11 +40,12 @@ import torch.nn.functional as F
 
 from ...core import norcal_adjust
 from .cache import meta_back, plain_meta
+from .host import DenseHost
 
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
-class DetectionHost:
+class DetectionHost(DenseHost):
     """NorCal on a softmax two-stage detector (Mask R-CNN, Cascade R-CNN,
     Faster R-CNN, ... with ``StandardRoIHead`` or ``CascadeRoIHead``).
 
@@ -66,10 +67,7 @@ class DetectionHost:
 
     def __init__(self, num_classes: int, counts: Sequence[float], grid: Sequence[float],
                  dtype: str = 'float32') -> None:
-        self.num_classes = int(num_classes)
-        self.counts = [float(c) for c in counts]
-        self.grid = [float(g) for g in grid]
-        self.dtype = dtype
+        super().__init__(num_classes, counts, grid, dtype)
         self.with_mask = False
 
     # ------------------------------------------------------------- the model

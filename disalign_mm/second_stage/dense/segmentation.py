@@ -24,11 +24,12 @@ import torch
 
 from ...core import logit_adjust
 from .cache import meta_back, plain_meta
+from .host import DenseHost
 
 DEFAULT_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
 
-class SegmentationHost:
+class SegmentationHost(DenseHost):
     """Logit adjustment per pixel on an ``EncoderDecoder`` segmentor.
 
     Args:
@@ -45,13 +46,6 @@ class SegmentationHost:
     key = 'logitadj'
     plugin = 'disalign_mm.seg'
     count_unit = 'pixels'
-
-    def __init__(self, num_classes: int, counts: Sequence[float], grid: Sequence[float],
-                 dtype: str = 'float32') -> None:
-        self.num_classes = int(num_classes)
-        self.counts = [float(c) for c in counts]
-        self.grid = [float(g) for g in grid]
-        self.dtype = dtype
 
     def cache_extra(self) -> dict:
         return {}  # the logits do not depend on tau or on the counts
