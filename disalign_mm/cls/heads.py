@@ -319,7 +319,7 @@ class LogitAdjustedHeadMixin(CountConsumerMixin, _PostHocMixin):
         class_log_prior(counts.counts, layers[0].out_features, what)  # validates
         t = torch.as_tensor(np.asarray(counts.counts, dtype=np.float64)).flatten()
         for layer in layers:
-            layer.set_prior(t)
+            layer.set_counts(t)
         self.class_counts = t.to(layers[0].weight.device)
         self.class_counts_source = counts.source
         return self.class_counts

@@ -1,6 +1,6 @@
 """DisAlign math in plain torch: no OpenMMLab imports here."""
-from .adjusted import (LogitAdjustedConv2d, NorCalCosineLinear, NorCalLinear, adjusted_copy,
-                       class_log_counts, norcal_adjust)
+from .adjusted import (LogitAdjustedConv2d, NorCalCosineLinear, NorCalLinear, class_log_counts,
+                       norcal_adjust)
 from .calibration import CONFIDENCE_MODES, DisAlignCalibration
 from .cosine import CosineLinear
 from .grw import Counts, grw_cross_entropy, grw_weights
@@ -19,6 +19,6 @@ __all__ = [
     'FeatureMoments', 'CalibrationMoments', 'collect_feature_moments', 'collect_moments',
     'input_calibrations', 'stats_calibrations', 'CalibrationMonitor', 'norcal_adjust',
     'class_log_counts', 'NorCalLinear', 'NorCalCosineLinear', 'LogitAdjustedConv2d',
-    'adjusted_copy', 'resolve_module',
+    'resolve_module',
     'replace_module', 'TauNormLinear', 'LogitAdjustedLinear', 'posthoc_copy'
 ]

@@ -107,6 +107,9 @@ class _PostHocAdjusted:
 
     #: name of the strength argument (``gamma``, ``tau``) for messages
     strength_name = 'strength'
+    #: a forward in training mode is an error (False where the host's head
+    #: already refuses to compute a loss, as mmpretrain's post-hoc heads do)
+    refuses_training = True
     class_counts: Optional[torch.Tensor]
 
     def _init_adjusted(self, num_classes: int, strength: float) -> None:
@@ -155,7 +158,7 @@ class _PostHocAdjusted:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training and self.refuses_training:
             raise RuntimeError(
                 f'{type(self).__name__} is a post-hoc second stage: it tests a trained '
                 'stage-1 model and has nothing to train. Train stage 1 with the plain '
@@ -238,23 +241,3 @@ class LogitAdjustedConv2d(_PostHocAdjusted, nn.Conv2d):
 
     def adjust(self, logits: torch.Tensor) -> torch.Tensor:
         return logit_adjust(logits, self.class_counts, self.tau)
-
-
-def adjusted_copy(layer: nn.Module, cls: type, **kwargs) -> nn.Module:
-    """A layer of class ``cls`` (one of the post-hoc layers above) with the
-    shape and current weights of the classifier ``layer`` (``kwargs``: the
-    strength), on its device."""
-    if isinstance(layer, _PostHocAdjusted):
-        raise TypeError(f'{type(layer).__name__} is already adjusted')
-    if issubclass(cls, LogitAdjustedConv2d):
-        if not (type(layer) is nn.Conv2d and layer.kernel_size == (1, 1)
-                and layer.stride == (1, 1) and layer.groups == 1 and layer.bias is not None):
-            raise TypeError('logit adjustment replaces a 1x1 nn.Conv2d classifier with bias '
-                            f'(stride 1, groups 1); got {layer!r}')
-        new = cls(layer.in_channels, layer.out_channels, **kwargs)
-    else:
-        raise TypeError(f'adjusted_copy: no copy into {cls.__name__}')
-    with torch.no_grad():
-        for name, p in layer.named_parameters(recurse=False):
-            getattr(new, name).copy_(p)
-    return new.to(next(layer.parameters()).device)

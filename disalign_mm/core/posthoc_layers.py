@@ -1,27 +1,32 @@
 """The post-hoc peers of DisAlign as classifier layers, the way DisAlign
-itself enters a host (:mod:`disalign_mm.core.layers`): a linear classifier
-*becomes* one of these layers, with the same ``weight`` and ``bias`` under the
-same names (a stage-1 checkpoint loads as is), and only its output changes.
+itself enters a host (:mod:`disalign_mm.core.layers`): a classifier
+*becomes* one of these layers, with the same parameters under the same names
+(a stage-1 checkpoint loads as is), and only its output changes.
 
 - :class:`TauNormLinear`: Decouple's tau-normalised classifier,
   ``(w_j / ||w_j||_2 ** tau)^T x`` (:func:`~disalign_mm.core.tau_normalize`);
 - :class:`LogitAdjustedLinear`: post-hoc logit adjustment,
   ``w_j^T x + b_j - tau * log(pi_j)`` (:func:`~disalign_mm.core.logit_adjust`),
-  with the training class prior ``pi`` set by :meth:`LogitAdjustedLinear.set_prior`.
+  with the training class counts set by :meth:`LogitAdjustedLinear.set_counts`;
+  it shares the class-count handling of the detection and segmentation
+  layers (:mod:`disalign_mm.core.adjusted`: NorCal, per-pixel logit
+  adjustment).
 
-Both are inference layers: nothing of theirs is meant to train (the host
-heads that use them refuse to compute a loss). Use :func:`posthoc_copy` to
-turn a classifier into one of them, keeping its weights.
+They are inference layers: nothing of theirs is meant to train. Use
+:func:`posthoc_copy` to turn a classifier into any of them (or into
+:class:`~disalign_mm.core.NorCalLinear`,
+:class:`~disalign_mm.core.LogitAdjustedConv2d`), keeping its weights.
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .adjusted import LogitAdjustedConv2d, NorCalLinear, _PostHocAdjusted
 from .grw import Counts
 from .layers import check_classifier_shapes
-from .posthoc import check_tau, class_log_prior, logit_adjust, tau_normalize
+from .posthoc import check_tau, logit_adjust, tau_normalize
 
 
 class _PostHocLinear(nn.Linear):
@@ -74,15 +79,16 @@ class TauNormLinear(_PostHocLinear):
         return f'{super().extra_repr()}, tau={self.tau}, keep_bias={self.keep_bias}'
 
 
-class LogitAdjustedLinear(_PostHocLinear):
+class LogitAdjustedLinear(_PostHocAdjusted, _PostHocLinear):
     """A linear classifier with post-hoc logit adjustment (Menon et al.,
     ICLR 2021): ``z_j = w_j^T x + b_j - tau * log(pi_j)``.
 
     The class counts ``pi`` is made of are a non-persistent buffer
     ``class_counts`` (float64; checkpoints do not carry them), set with
-    :meth:`set_prior` (in a host, by the head that consumes the class counts
+    :meth:`set_counts` (in a host, by the head that consumes the class counts
     of :class:`~disalign_mm.engine.ClassCountsHook`). A forward without them
-    is an error.
+    is an error. In training mode it runs (mmpretrain's post-hoc heads refuse
+    to compute a loss instead).
 
     Args:
         in_features (int): Width of the classifier's input.
@@ -90,8 +96,10 @@ class LogitAdjustedLinear(_PostHocLinear):
         bias (bool): Defaults to True.
         tau (float): Adjustment strength, ``>= 0``. Defaults to 1.0.
         class_counts: One positive training count per class. Defaults to
-            None (set later with :meth:`set_prior`).
+            None (set later with :meth:`set_counts`).
     """
+    strength_name = 'tau'
+    refuses_training = False
 
     def __init__(self,
                  in_features: int,
@@ -99,65 +107,56 @@ class LogitAdjustedLinear(_PostHocLinear):
                  bias: bool = True,
                  tau: float = 1.0,
                  class_counts: Optional[Counts] = None) -> None:
-        super().__init__(in_features, out_features, bias=bias)
-        self.tau = check_tau(tau, type(self).__name__)
-        self.register_buffer('class_counts', None, persistent=False)
+        _PostHocLinear.__init__(self, in_features, out_features, bias=bias)
+        self._init_adjusted(out_features, tau)
         if class_counts is not None:
-            self.set_prior(class_counts)
+            self.set_counts(class_counts)
 
-    @torch.no_grad()
-    def set_prior(self, class_counts: Counts) -> torch.Tensor:
-        """Set the training counts (``out_features`` positive numbers);
-        returns them as float64 on the layer's device."""
-        class_log_prior(class_counts, self.out_features,
-                        f'{type(self).__name__} ({self.out_features} classes)')  # validates
-        if isinstance(class_counts, torch.Tensor):
-            counts = class_counts.detach().to(torch.float64).flatten()
-        else:
-            counts = torch.tensor([float(c) for c in class_counts], dtype=torch.float64)
-        self.class_counts = counts.to(self.weight.device)
-        return self.class_counts
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.class_counts is None:
-            raise RuntimeError(
-                f'{getattr(self, "owner", None) or type(self).__name__} has no class counts: '
-                "in a Runner add dict(type='ClassCountsHook') to custom_hooks (it counts the "
-                'training set of the config), or give class_counts_file=... (or '
-                'class_counts=[...]) in the head config')
-        return logit_adjust(super().forward(x), self.class_counts, self.tau)
-
-    def extra_repr(self) -> str:
-        return (f'{super().extra_repr()}, tau={self.tau}, class_counts='
-                f'{"set" if self.class_counts is not None else None}')
+    def adjust(self, logits: torch.Tensor) -> torch.Tensor:
+        return logit_adjust(logits, self.class_counts, self.tau)
 
 
 #: the post-hoc layers by name (:func:`posthoc_copy`)
-POSTHOC_LAYERS = {'tau_norm': TauNormLinear, 'logit_adjust': LogitAdjustedLinear}
+POSTHOC_LAYERS = {'tau_norm': TauNormLinear, 'logit_adjust': LogitAdjustedLinear,
+                  'norcal': NorCalLinear, 'logit_adjust_conv': LogitAdjustedConv2d}
 
 
-def posthoc_copy(layer: nn.Module, kind: str, **options) -> nn.Module:
-    """A post-hoc layer (``kind``: ``'tau_norm'`` or ``'logit_adjust'``)
-    with the shape and current weights of the linear classifier ``layer``.
+def posthoc_copy(layer: nn.Module, kind: Union[str, type], **options) -> nn.Module:
+    """A post-hoc layer with the shape and current weights of the classifier
+    ``layer``, on its device.
 
     Args:
-        layer (nn.Module): An ``nn.Linear`` (exactly; a calibrated or
-            post-hoc layer is refused).
-        kind (str): One of :data:`POSTHOC_LAYERS`.
+        layer (nn.Module): The classifier: an ``nn.Linear`` (exactly; a
+            calibrated or post-hoc layer is refused) for the linear layers, a
+            1x1 ``nn.Conv2d`` with bias (stride 1, groups 1) for
+            :class:`~disalign_mm.core.LogitAdjustedConv2d`.
+        kind (str | type): A name of :data:`POSTHOC_LAYERS` or one of its
+            classes (or a subclass).
         **options: The layer's own arguments (``tau``, ``keep_bias``,
-            ``class_counts``).
+            ``gamma``, ``class_counts``).
 
     Raises:
-        TypeError: ``layer`` is not a plain ``nn.Linear``.
+        TypeError: ``layer`` is not the classifier the layer replaces.
     """
-    if kind not in POSTHOC_LAYERS:
-        raise KeyError(f'unknown post-hoc layer {kind!r}; known: {sorted(POSTHOC_LAYERS)}')
-    if type(layer) is not nn.Linear:
-        raise TypeError(f'{POSTHOC_LAYERS[kind].__name__} replaces a linear classifier '
-                        f'(nn.Linear); got {layer!r}')
-    new = POSTHOC_LAYERS[kind](layer.in_features, layer.out_features,
-                               bias=layer.bias is not None, **options)
+    if isinstance(kind, str):
+        if kind not in POSTHOC_LAYERS:
+            raise KeyError(f'unknown post-hoc layer {kind!r}; known: {sorted(POSTHOC_LAYERS)}')
+        kind = POSTHOC_LAYERS[kind]
+    if issubclass(kind, nn.Conv2d):
+        if not (type(layer) is nn.Conv2d and layer.kernel_size == (1, 1)
+                and layer.stride == (1, 1) and layer.groups == 1 and layer.bias is not None):
+            raise TypeError(f'{kind.__name__} replaces a 1x1 nn.Conv2d classifier with bias '
+                            f'(stride 1, groups 1); got {layer!r}')
+        new = kind(layer.in_channels, layer.out_channels, **options)
+    elif issubclass(kind, nn.Linear):
+        if type(layer) is not nn.Linear:
+            raise TypeError(f'{kind.__name__} replaces a linear classifier (nn.Linear); '
+                            f'got {layer!r}')
+        new = kind(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                   **options)
+    else:
+        raise TypeError(f'posthoc_copy: no copy into {kind.__name__}')
     with torch.no_grad():
         for name, p in layer.named_parameters(recurse=False):
             getattr(new, name).copy_(p)
-    return new.to(layer.weight.device)
+    return new.to(next(layer.parameters()).device)

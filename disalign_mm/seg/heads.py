@@ -206,7 +206,7 @@ class LogitAdjustedHeadMixin:
         if not isinstance(self, BaseDecodeHead):
             raise TypeError(f'{type(self).__name__}: LogitAdjustedHeadMixin must be combined '
                             'with a BaseDecodeHead subclass')
-        new = core.adjusted_copy(self.conv_seg, LogitAdjustedConv2d, tau=tau)
+        new = core.posthoc_copy(self.conv_seg, LogitAdjustedConv2d, tau=tau)
         new._init_class_counts(class_counts, class_counts_file, new.out_channels)
         self.conv_seg = new
 

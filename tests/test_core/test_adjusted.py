@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from disalign_mm.core import (LogitAdjustedConv2d, NorCalCosineLinear, NorCalLinear,
-                              class_log_counts, logit_adjust, norcal_adjust)
-from disalign_mm.core.adjusted import adjusted_copy
+                              class_log_counts, logit_adjust, norcal_adjust, posthoc_copy)
 
 
 def norcal_reference(z: np.ndarray, counts, gamma: float) -> np.ndarray:
@@ -104,11 +103,44 @@ def test_layers_apply_their_formula_in_eval_only():
     assert set(cos.state_dict()) == {'weight', 'scale'}
 
     conv = torch.nn.Conv2d(6, 3, 1)
-    la = adjusted_copy(conv, LogitAdjustedConv2d, tau=1.0).eval()
+    la = posthoc_copy(conv, LogitAdjustedConv2d, tau=1.0).eval()
     la.set_counts([10, 100, 1000])
     fm = torch.randn(2, 6, 4, 5)
     torch.testing.assert_close(la(fm), logit_adjust(conv(fm), [10, 100, 1000], 1.0))
     with pytest.raises(TypeError, match='1x1 nn.Conv2d'):
-        adjusted_copy(torch.nn.Conv2d(6, 3, 3), LogitAdjustedConv2d)
+        posthoc_copy(torch.nn.Conv2d(6, 3, 3), LogitAdjustedConv2d)
     with pytest.raises(ValueError, match='tau must be a finite number'):
         LogitAdjustedConv2d(6, 3, tau=float('inf'))
+
+
+def test_one_copy_into_every_post_hoc_layer():
+    """posthoc_copy turns a linear classifier into each post-hoc layer (the
+    classification peers and NorCal) with its weights; one class-count
+    path (set_counts) for all of them; only the layers of hosts whose heads
+    do not refuse training themselves refuse it."""
+    from disalign_mm.core import LogitAdjustedLinear, TauNormLinear
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(5, 4)
+    x = torch.randn(3, 5)
+    counts = [40, 30, 20, 10]
+    for kind, options in (('tau_norm', dict(tau=0.5)), ('logit_adjust', dict(tau=0.7)),
+                          (NorCalLinear, dict(gamma=0.5))):
+        new = posthoc_copy(fc, kind, **options)
+        torch.testing.assert_close(new.weight, fc.weight)
+        torch.testing.assert_close(new.bias, fc.bias)
+        assert set(new.state_dict()) == {'weight', 'bias'}
+    la = posthoc_copy(fc, 'logit_adjust', tau=0.7)
+    assert isinstance(la, LogitAdjustedLinear) and la.training
+    with pytest.raises(RuntimeError, match='LogitAdjustedLinear has no class counts'):
+        la(x)
+    la.set_counts(counts)
+    torch.testing.assert_close(la(x), logit_adjust(fc(x), counts, 0.7))  # trains: no refusal
+    nc = posthoc_copy(fc, 'norcal', gamma=0.5)  # 3 foreground classes + background
+    nc.set_counts(counts[:3])
+    with pytest.raises(RuntimeError, match='post-hoc second stage'):
+        nc(x)
+    torch.testing.assert_close(nc.eval()(x), norcal_adjust(fc(x), counts[:3], 0.5))
+    with pytest.raises(TypeError, match='TauNormLinear replaces a linear classifier'):
+        posthoc_copy(la, TauNormLinear)
+    with pytest.raises(KeyError, match="unknown post-hoc layer 'nope'"):
+        posthoc_copy(fc, 'nope')
