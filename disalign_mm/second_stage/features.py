@@ -307,14 +307,18 @@ def other_caches(root: str, keep: str) -> List[str]:
     return sorted(found, key=lambda p: os.stat(osp.join(p, MANIFEST)).st_mtime, reverse=True)
 
 
-def loader_config(cfg, batch_size: Optional[int], num_workers: Optional[int]) -> dict:
+def loader_config(cfg, batch_size: Optional[int], num_workers: Optional[int],
+                  defaults: Optional[dict] = None, default_batch_size: int = 64) -> dict:
     """The config's test loader settings for the extraction (the data set and
-    sampler are set per split)."""
+    sampler are set per split): what ``mim test`` iterates with, over
+    ``defaults`` (mmpretrain's collate function when None; the dense tool
+    gives ``{}``, mmengine's own)."""
     from .data import plain
-    loader = dict(TEST_LOADER_DEFAULTS, **plain(cfg.get('test_dataloader') or {}))
+    defaults = TEST_LOADER_DEFAULTS if defaults is None else defaults
+    loader = dict(defaults, **plain(cfg.get('test_dataloader') or {}))
     loader.pop('dataset', None)
     loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
-    loader['batch_size'] = batch_size or loader.get('batch_size') or 64
+    loader['batch_size'] = batch_size or loader.get('batch_size') or default_batch_size
     if num_workers is not None:
         loader['num_workers'] = num_workers
     if not loader.get('num_workers'):

@@ -30,9 +30,9 @@ import torch
 
 from ...engine.build import build_model
 from ...engine.utils import checkpoint_weights
-from ..data import fingerprint_summary, plain
+from ..data import fingerprint_summary
 from ..features import (FeatureCache, check_checkpoint_fits, differences, file_sha256, fill_cache,
-                        key_name, other_caches, read_manifest)
+                        key_name, loader_config, other_caches, read_manifest)
 
 CACHE_FORMAT = 'disalign_mm/dense-outputs@1'
 DTYPES = {'float32': torch.float32, 'float16': torch.float16}
@@ -116,22 +116,6 @@ def load_model(cfg, checkpoint: str, runner_dir: str, config_name: str, device: 
             f'{unused[:3]}): a stage-2 checkpoint? Its stage-1 weights are used.')
     model.load_state_dict({k: state[k] for k in model.state_dict()}, strict=True)
     return model.to(device).eval()
-
-
-def loader_config(cfg, batch_size: Optional[int], num_workers: Optional[int]) -> dict:
-    """The config's test loader settings (the data set and sampler are set
-    per split): what ``mim test`` iterates with."""
-    loader = plain(cfg.get('test_dataloader') or {})
-    loader.pop('dataset', None)
-    loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
-    loader['batch_size'] = batch_size or loader.get('batch_size') or 1
-    if num_workers is not None:
-        loader['num_workers'] = num_workers
-    if not loader.get('num_workers'):
-        loader['num_workers'] = 0
-        loader.pop('persistent_workers', None)
-        loader.pop('prefetch_factor', None)
-    return loader
 
 
 def cache_key(cfg, checkpoint_sha256: str, datasets: Dict[str, dict], dtype: str,
@@ -224,7 +208,7 @@ def cached_outputs(host,
         cache.create()
         cache.save({k: v for k, v in fingerprints.items() if v is not None}, 'fingerprints.pth')
     cache.manifest['meta'] = dict(host.meta(model), checkpoint=osp.abspath(checkpoint))
-    loader = loader_config(cfg, batch_size, num_workers)
+    loader = loader_config(cfg, batch_size, num_workers, defaults={}, default_batch_size=1)
     return fill_cache(
         cache, sets,
         lambda ds, split, start, bar: _extract_split(host, model, ds, cache, split, start, loader,
